@@ -57,6 +57,7 @@ class ModelConfig:
     tokenizer: str = ""  # HF tokenizer id/path; empty = train a byte-level BPE on the dataset text (offline)
     tokenizer_vocab_size: int = 512  # vocab size of the locally trained BPE
     max_prompt_length: int = 48  # prompt tokens (padded / truncated)
+    prompt_style: str = "plain"  # 'plain' | 'qwen_chat' (vlaos.prompting.build_prompt)
     num_views: int = 2  # camera views per frame (e.g. primary + wrist)
     history: int = 1  # frames of image/proprio history
     chunk_size: int = 8  # action chunk length T_chunk
@@ -126,6 +127,7 @@ class ConfigError(ValueError):
 CHOICES = {
     "model.paradigm": ["action_only"],
     "model.action_head.objective": ["flow_matching", "l1", "l2"],
+    "model.prompt_style": ["plain", "qwen_chat"],
     "model.action_head.time_sampling": ["uniform", "beta"],
     "model.llm.attn_implementation": ["sdpa", "eager", "flash_attention_2"],
     "data.normalization": ["bounds_q99", "bounds", "normal"],
@@ -210,7 +212,7 @@ PRESETS = {
             "vision": {"fused_backbones": ["vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"],
                        "pretrained": True, "image_size": 224},
             "llm": {"name_or_path": "Qwen/Qwen2.5-0.5B"},
-            "tokenizer": "Qwen/Qwen2.5-0.5B", "max_prompt_length": 64,
+            "tokenizer": "Qwen/Qwen2.5-0.5B", "max_prompt_length": 64, "prompt_style": "qwen_chat",
             "action_head": {"hidden_size": 512, "num_heads": 8},
         },
         "data": {"image_size": 224},
