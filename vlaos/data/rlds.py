@@ -646,7 +646,10 @@ def make_dataloader(data_cfg: DataConfig, model_cfg: ModelConfig,
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers, drop_last=train,
                                        collate_fn=VLACollator(tokenizer, model_cfg.max_prompt_length, prompt_style),
                                        # TensorFlow is not fork-safe once initialised: workers start fresh interpreters
-                                       multiprocessing_context="spawn" if num_workers > 0 else None)
+                                       multiprocessing_context="spawn" if num_workers > 0 else None,
+                                       # its own generator: creating an iterator must not draw from the global torch RNG,
+                                       # or a resumed run (RNG restored, then a new iterator) would diverge from an uninterrupted one
+                                       generator=torch.Generator().manual_seed(seed))
 
 # %% ../../nbs/10_rlds.ipynb
 def plot_frame(frame: dict,  # a frame from `RLDSDataset` (or `make_frame_dataset(...).as_numpy_iterator()`)
