@@ -11,7 +11,8 @@ import timm
 from .config import VisionConfig, LLMConfig, ModelConfig
 
 # %% auto 0
-__all__ = ['TimmViT', 'VisionBackbone', 'build_llm', 'llm_from_hf_config', 'Projector', 'VLMOutput', 'VLM']
+__all__ = ['TimmViT', 'VisionBackbone', 'build_llm', 'llm_from_hf_config', 'Projector', 'VLMOutput', 'VLM',
+           'kv_unused_parameters', 'freeze_kv_unused']
 
 # %% ../nbs/01_backbones.ipynb
 class TimmViT(nn.Module):
@@ -131,3 +132,25 @@ class VLM(nn.Module):
             ks.append(rearrange(layer.keys, "b h l d -> b l (h d)"))  # (B, L, Hkv*hd)
             vs.append(rearrange(layer.values, "b h l d -> b l (h d)"))
         return VLMOutput(torch.stack(ks), torch.stack(vs), mask, out.last_hidden_state, embeds.shape[1] - input_ids.shape[1])
+
+# %% ../nbs/01_backbones.ipynb
+def kv_unused_parameters(vlm) -> list[str]:
+    "Names of VLM parameters that get no gradient from the per-layer K/V (found by one batch-1 backward pass)."
+    S = vlm.vision.image_size
+    dev = next(vlm.parameters()).device
+    was_training = vlm.training
+    vlm.train()
+    px = torch.zeros(1, 1, 3, S, S, device=dev)
+    ids = torch.zeros(1, 2, dtype=torch.long, device=dev)
+    o = vlm(px, ids, torch.ones(1, 2, dtype=torch.bool, device=dev))
+    params = [(n, p) for n, p in vlm.named_parameters() if p.requires_grad]
+    grads = torch.autograd.grad(o.keys.sum() + o.values.sum(), [p for _, p in params], allow_unused=True)
+    vlm.train(was_training)
+    return [n for (n, _), g in zip(params, grads) if g is None]
+
+def freeze_kv_unused(vlm) -> list[str]:
+    "Freeze the parameters `kv_unused_parameters` finds; returns their names."
+    names = kv_unused_parameters(vlm)
+    for n, p in vlm.named_parameters():
+        if n in names: p.requires_grad_(False)
+    return names

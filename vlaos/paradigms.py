@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .config import ModelConfig, from_dict, to_dict
-from .backbones import VLM, llm_from_hf_config
+from .backbones import VLM, llm_from_hf_config, freeze_kv_unused
 from .heads.action import ActionHead
 from .prompting import build_prompt, tokenize_prompts, load_tokenizer
 from .data.rlds import normalize, unnormalize
@@ -84,6 +84,8 @@ class VLABase(nn.Module):
         self.cfg, self.tokenizer = cfg, tokenizer
         self.processor = VLAProcessor(cfg, tokenizer, stats, normalization, action_skip_dims)
         self.vlm = VLM(cfg, vocab_size=len(tokenizer), llm=llm)
+        # heads read only the per-layer K/V: freeze what cannot reach them (LM head, final norm, end of the last layer)
+        self.frozen_kv_unused = freeze_kv_unused(self.vlm)
 
     @property
     def device(self): return next(self.parameters()).device

@@ -32,8 +32,9 @@ def run_tokenizer(cfg: RunConfig, accelerator):
 def train(cfg: RunConfig, # resolved run config
           resume: bool=False, # continue from the run's latest checkpoint
           max_steps: int|None=None, # stop earlier than cfg.train.max_steps (e.g. to simulate an interruption)
-         ) -> dict:
-    "Train `cfg` on its dataset; returns the trainer's final metrics."
+          return_trainer: bool=False, # return the `Trainer` (model, accelerator, state) instead of the final metrics
+         ):
+    "Train `cfg` on its dataset; returns the trainer's final metrics (or the trainer)."
     accelerator = make_accelerator(cfg.train)
     out = Path(cfg.train.output_dir)
     spec = DATASET_SPECS[cfg.data.spec] if cfg.data.spec in DATASET_SPECS else None
@@ -51,7 +52,8 @@ def train(cfg: RunConfig, # resolved run config
     loader = make_dataloader(cfg.data, cfg.model, tokenizer, cfg.train.batch_size, train=True, seed=cfg.train.seed,
                              rank=accelerator.process_index, world_size=accelerator.num_processes, skip_samples=skip)
     trainer = Trainer(model, cfg.train, cfg, accelerator=accelerator, save_fn=lambda m, d: m.save_pretrained(d))
-    return trainer.fit(loader, resume=bool(resume), max_steps=max_steps)
+    metrics = trainer.fit(loader, resume=bool(resume), max_steps=max_steps)
+    return trainer if return_trainer else metrics
 
 # %% ../nbs/13_train.ipynb
 @call_parse

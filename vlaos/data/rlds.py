@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch._dynamo  # loads triton (when installed) before TensorFlow: importing triton after TensorFlow segfaults
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # silence TensorFlow's C++ info logs
 import tensorflow as tf
