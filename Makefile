@@ -9,7 +9,11 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install sync test demo bench clean-demo
+.PHONY: install sync test demo bench readme
+
+# README.md is generated from nbs/index.ipynb (nbdev_readme needs Quarto, which is not installable offline)
+readme:
+	$(PY) -c "import json; nb = json.load(open('nbs/index.ipynb')); open('README.md', 'w').write('\\n\\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown') + '\\n')"
 
 install:
 	$(PY) -m pip install -q -e ".[dev]"
