@@ -142,9 +142,10 @@ def kv_unused_parameters(vlm) -> list[str]:
     vlm.train()
     px = torch.zeros(1, 1, 3, S, S, device=dev)
     ids = torch.zeros(1, 2, dtype=torch.long, device=dev)
-    o = vlm(px, ids, torch.ones(1, 2, dtype=torch.bool, device=dev))
     params = [(n, p) for n, p in vlm.named_parameters() if p.requires_grad]
-    grads = torch.autograd.grad(o.keys.sum() + o.values.sum(), [p for _, p in params], allow_unused=True)
+    with torch.enable_grad():  # models are often built under no_grad (inference, benchmarks)
+        o = vlm(px, ids, torch.ones(1, 2, dtype=torch.bool, device=dev))
+        grads = torch.autograd.grad(o.keys.sum() + o.values.sum(), [p for _, p in params], allow_unused=True)
     vlm.train(was_training)
     return [n for (n, _), g in zip(params, grads) if g is None]
 

@@ -112,5 +112,4 @@ def main(config: str=None, # YAML run config (default: the `tiny` preset)
     res.update(bench_loader(cfg, ds, batch_size=bs))
     res["loader_over_training"] = res["loader_samples_per_s"] / res["train_samples_per_s"]
     for k, v in res.items(): print(f"{k:24s} {v:.3f}" if isinstance(v, float) else f"{k:24s} {v}")
-    if out: Path(out).write_text(json.dumps(res, indent=1))
-    return res
+    if out: Path(out).write_text(json.dumps(res, indent=1))  # nothing returned: a console script exits with main's return value

@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 
 # %% auto 0
-__all__ = ['CHOICES', 'POSITIVE', 'PRESETS', 'VisionConfig', 'LLMConfig', 'ActionHeadConfig', 'ModelConfig', 'DataConfig',
-           'TrainConfig', 'EvalConfig', 'RunConfig', 'ConfigError', 'validate', 'from_dict', 'to_dict', 'preset',
-           'load_config', 'save_config', 'parse_overrides']
+__all__ = ['PLANNING_HEADS', 'CHOICES', 'POSITIVE', 'PRESETS', 'VisionConfig', 'LLMConfig', 'ActionHeadConfig',
+           'PlanningHeadConfig', 'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'RunConfig', 'ConfigError',
+           'validate', 'from_dict', 'to_dict', 'preset', 'load_config', 'save_config', 'parse_overrides']
 
 # %% ../nbs/00_config.ipynb
 @dataclass
@@ -48,9 +48,19 @@ class ActionHeadConfig:
     dropout: float = 0.0  # attention/MLP dropout
 
 @dataclass
+class PlanningHeadConfig:
+    "Planning decoders (language / visual): one layer per LLM layer attending to that layer's projected VLM K/V (VLA-OS `language_planning_head.py`)."
+    hidden_size: int = 512  # width of each planning decoder
+    num_heads: int = 8  # attention heads of each planning decoder
+    mlp_ratio: float = 4.0  # MLP width / hidden_size
+    dropout: float = 0.0  # attention/MLP dropout
+
+PLANNING_HEADS = ["language_planning", "visual_planning", "image_foresight_planning"]  # names for model.planning_heads
+
+@dataclass
 class ModelConfig:
     "The VLA: vision + LLM + heads, and the shapes of its inputs and outputs."
-    paradigm: str = "action_only"  # 'action_only' (later: 'integrated', 'hierarchical')
+    paradigm: str = "action_only"  # 'action_only' | 'integrated' (later: 'hierarchical')
     vision: VisionConfig = field(default_factory=VisionConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     action_head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
@@ -64,6 +74,16 @@ class ModelConfig:
     action_dim: int = 4  # D_action
     proprio_dim: int = 4  # D_proprio
     projector_hidden: int = 0  # hidden width of the gelu-MLP projector (0 = LLM hidden size)
+    planning_heads: list = field(default_factory=list)  # subset of PLANNING_HEADS trained beside the action head ('integrated')
+    planning_mode: str = "implicit"  # 'implicit' (plans shape the VLM via their losses) | 'explicit' (action head also attends to the plan K/V)
+    planning_head: PlanningHeadConfig = field(default_factory=PlanningHeadConfig)
+    action_loss_weight: float = 1.0  # weight of the action loss in the total loss
+    planning_loss_weight: float = 1.0  # weight of the sum of planning losses in the total loss
+    num_location_tokens: int = 1024  # K of the <loc_0>..<loc_{K-1}> tokens of the visual plan (VLA-OS uses 1024 bins per axis)
+    max_language_plan_length: int = 256  # language-plan tokens (BOS + text + EOS, padded / truncated)
+    max_visual_plan_length: int = 128  # visual-plan tokens (BOS + text and <loc_i> + EOS, padded / truncated)
+    ee_flow_points: int = 4  # end-effector pixels in the VISUAL EE FLOW plan: steps t, t+s, ..., t+(n-1)s
+    ee_flow_stride: int = 4  # s: steps between two EE FLOW points
 
 @dataclass
 class DataConfig:
@@ -125,7 +145,8 @@ class ConfigError(ValueError):
     "A config key or value is invalid; the message names the key path and the allowed keys or values."
 
 CHOICES = {
-    "model.paradigm": ["action_only"],
+    "model.paradigm": ["action_only", "integrated"],
+    "model.planning_mode": ["implicit", "explicit"],
     "model.action_head.objective": ["flow_matching", "l1", "l2"],
     "model.prompt_style": ["plain", "qwen_chat"],
     "model.action_head.time_sampling": ["uniform", "beta"],
@@ -138,7 +159,9 @@ CHOICES = {
 POSITIVE = ["model.chunk_size", "model.action_dim", "model.proprio_dim", "model.num_views", "model.history",
             "model.vision.image_size", "model.max_prompt_length", "train.max_steps", "train.batch_size",
             "train.grad_accum", "train.save_every", "train.log_every", "eval.episodes_per_task",
-            "eval.max_episode_steps", "eval.execute_steps", "model.action_head.num_inference_steps"]
+            "eval.max_episode_steps", "eval.execute_steps", "model.action_head.num_inference_steps",
+            "model.num_location_tokens", "model.max_language_plan_length", "model.max_visual_plan_length",
+            "model.ee_flow_points", "model.ee_flow_stride"]
 
 def _get(cfg, path):
     for p in path.split("."): cfg = getattr(cfg, p)
@@ -154,6 +177,23 @@ def validate(cfg: RunConfig) -> RunConfig:
         if not isinstance(v, int) or v <= 0: raise ConfigError(f"{path}={v!r} must be a positive integer")
     h = cfg.model.action_head
     if h.hidden_size % h.num_heads: raise ConfigError(f"model.action_head.hidden_size={h.hidden_size} must be divisible by model.action_head.num_heads={h.num_heads}")
+    m = cfg.model
+    if not isinstance(m.planning_heads, list): raise ConfigError(f"model.planning_heads={m.planning_heads!r} must be a list")
+    for name in m.planning_heads:
+        if name not in PLANNING_HEADS:
+            raise ConfigError(f"unknown planning head {name!r} in model.planning_heads; valid planning heads: {PLANNING_HEADS}")
+    if len(set(m.planning_heads)) != len(m.planning_heads):
+        raise ConfigError(f"model.planning_heads={m.planning_heads} names a head twice")
+    if m.paradigm == "integrated" and not m.planning_heads:
+        raise ConfigError("model.paradigm='integrated' needs at least one of model.planning_heads "
+                          f"{PLANNING_HEADS} (without planning heads use paradigm 'action_only')")
+    if m.paradigm == "action_only" and m.planning_heads:
+        raise ConfigError(f"model.planning_heads={m.planning_heads} has no effect with model.paradigm='action_only'; "
+                          "use paradigm 'integrated'")
+    p = m.planning_head
+    if p.hidden_size % p.num_heads: raise ConfigError(f"model.planning_head.hidden_size={p.hidden_size} must be divisible by model.planning_head.num_heads={p.num_heads}")
+    for k in ("action_loss_weight", "planning_loss_weight"):
+        if getattr(m, k) < 0: raise ConfigError(f"model.{k}={getattr(m, k)} must be >= 0")
     if cfg.eval.execute_steps > cfg.model.chunk_size:
         raise ConfigError(f"eval.execute_steps={cfg.eval.execute_steps} exceeds model.chunk_size={cfg.model.chunk_size}")
     return cfg
@@ -201,6 +241,8 @@ PRESETS = {
                 "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
                 "num_key_value_heads": 2, "max_position_embeddings": 512}},
             "action_head": {"hidden_size": 64, "num_heads": 4, "num_inference_steps": 10},
+            "planning_head": {"hidden_size": 64, "num_heads": 4},
+            "max_language_plan_length": 192, "max_visual_plan_length": 96,
             "tokenizer_vocab_size": 384, "max_prompt_length": 24, "chunk_size": 8, "num_views": 2,
         },
         "data": {"image_size": 64, "shuffle_buffer": 2000, "goal_image_step": 8},

@@ -180,5 +180,4 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
                    ecfg.seed if seed is None else seed, out or (run_dir / "eval" if run_dir else ck / "eval"),
                    video=ecfg.video and not no_video)
     print(success_table(res))
-    print(f"results: {Path(out or (run_dir / 'eval' if run_dir else ck / 'eval')).resolve()}")
-    return res
+    print(f"results: {Path(out or (run_dir / 'eval' if run_dir else ck / 'eval')).resolve()}")  # console scripts exit with main's return value: return nothing

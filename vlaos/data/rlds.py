@@ -21,11 +21,10 @@ from ..config import DataConfig, ModelConfig
 from ..prompting import build_prompt, tokenize_prompts
 
 # %% auto 0
-__all__ = ['DATASET_SPECS', 'TOY_TASKS', 'NORMALIZATIONS', 'STATS_FILE', 'AUGMENT_CROP_AREA', 'AUGMENT_BRIGHTNESS',
-           'AUGMENT_CONTRAST', 'EPISODE_SHUFFLE_BUFFER', 'DatasetSpec', 'get_spec', 'write_toy_rlds',
-           'resolve_dataset_dir', 'open_rlds', 'check_dataset', 'read_episodes', 'dataset_instructions', 'normalize',
-           'unnormalize', 'compute_statistics', 'center_crop', 'make_frame_dataset', 'RLDSDataset', 'VLACollator',
-           'make_dataloader', 'plot_frame']
+__all__ = ['DATASET_SPECS', 'TOY_TASKS', 'STATS_FILE', 'AUGMENT_CROP_AREA', 'AUGMENT_BRIGHTNESS', 'AUGMENT_CONTRAST',
+           'EPISODE_SHUFFLE_BUFFER', 'DatasetSpec', 'get_spec', 'write_toy_rlds', 'resolve_dataset_dir', 'open_rlds',
+           'check_dataset', 'read_episodes', 'dataset_instructions', 'compute_statistics', 'center_crop',
+           'make_frame_dataset', 'RLDSDataset', 'VLACollator', 'make_dataloader', 'plot_frame']
 
 # %% ../../nbs/10_rlds.ipynb
 def _configure_tensorflow(threads: int = int(os.environ.get("VLAOS_TF_THREADS", "2"))):
@@ -306,65 +305,8 @@ def dataset_instructions(dataset_dir: str | Path,  # RLDS dataset folder
     return sorted(found)
 
 # %% ../../nbs/10_rlds.ipynb
-NORMALIZATIONS = ("bounds_q99", "bounds", "normal")
+from .normalization import NORMALIZATIONS, normalize, unnormalize  # TF-free module (rendering processes import it)
 STATS_FILE = "dataset_statistics.json"
-
-def _backend(x):
-    "(float constant, bool constant, where, clip) for numpy arrays, torch tensors and TensorFlow tensors like `x`."
-    if isinstance(x, torch.Tensor):
-        return (lambda v: torch.as_tensor(np.asarray(v, np.float64), dtype=x.dtype, device=x.device),
-                lambda v: torch.as_tensor(np.asarray(v, bool), device=x.device), torch.where, torch.clamp)
-    if isinstance(x, (tf.Tensor, tf.Variable)):
-        return (lambda v: tf.constant(np.asarray(v, np.float64), dtype=x.dtype), lambda v: tf.constant(np.asarray(v, bool)),
-                tf.where, tf.clip_by_value)
-    return (lambda v: np.asarray(v, dtype=x.dtype), lambda v: np.asarray(v, bool), np.where, np.clip)
-
-def _norm_params(stats: dict, kind: str, skip_dims):
-    "(center, scale, zero-range mask, skip mask) as numpy arrays of length D."
-    if kind not in NORMALIZATIONS: raise ValueError(f"unknown normalization {kind!r}; choose one of {list(NORMALIZATIONS)}")
-    D = len(stats["mean"])
-    skip = np.zeros(D, bool)
-    skip[list(skip_dims or [])] = True
-    if kind == "normal":
-        center, scale = np.asarray(stats["mean"], np.float64), np.asarray(stats["std"], np.float64)
-    else:
-        lo, hi = (stats["q01"], stats["q99"]) if kind == "bounds_q99" else (stats["min"], stats["max"])
-        center, scale = np.asarray(lo, np.float64), np.asarray(hi, np.float64) - np.asarray(lo, np.float64)
-    zero = scale < 1e-8
-    return center, np.where(zero, 1.0, scale), zero, skip
-
-def _as_float(x):
-    if isinstance(x, (torch.Tensor, tf.Tensor, tf.Variable)) or (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)):
-        return x
-    return np.asarray(x, dtype=np.float32)
-
-def normalize(x,  # array/tensor [..., D] (numpy, torch or tf)
-              stats: dict,  # per-quantity stats: mean, std, min, max, q01, q99 (lists of length D)
-              kind: str = "bounds_q99",  # 'bounds_q99' | 'bounds' | 'normal'
-              skip_dims: list | None = None,  # dims returned unchanged (gripper)
-             ):
-    "Map `x` to [-1, 1] (bounds kinds, clipped) or to zero mean / unit std ('normal'); same type and shape as `x`."
-    center, scale, zero, skip = _norm_params(stats, kind, skip_dims)
-    x = _as_float(x)
-    F, B, where, clip = _backend(x)
-    if kind == "normal": y = (x - F(center)) / F(scale)  # zero-std dims: x - mean = 0
-    else:
-        y = clip(2 * (x - F(center)) / F(scale) - 1, -1.0, 1.0)
-        y = where(B(zero), F(np.zeros(len(zero))), y)  # zero-range dims -> 0
-    return where(B(skip), x, y)
-
-def unnormalize(y,  # normalized array/tensor [..., D]
-                stats: dict,  # the stats `normalize` used
-                kind: str = "bounds_q99",  # the kind `normalize` used
-                skip_dims: list | None = None,  # dims returned unchanged (gripper)
-               ):
-    "Inverse of `normalize` (exact inside the clipping range); same type and shape as `y`."
-    center, scale, zero, skip = _norm_params(stats, kind, skip_dims)
-    y = _as_float(y)
-    F, B, where, clip = _backend(y)
-    if kind == "normal": x = y * F(scale) + F(center)
-    else: x = where(B(zero), F(center), (clip(y, -1.0, 1.0) + 1) / 2 * F(scale) + F(center))
-    return where(B(skip), y, x)
 
 # %% ../../nbs/10_rlds.ipynb
 def _stats_of(x: np.ndarray) -> dict:
@@ -418,6 +360,8 @@ class _Plan:
     stats: dict
     normalization: str
     annotations: Any  # FeaturesDict of the annotations, or None
+    ee_flow_points: int = 4  # model.ee_flow_points: end-effector pixels t, t+s, ... given as `ee_flow` (visual plan)
+    ee_flow_stride: int = 4  # model.ee_flow_stride: s
 
 def _make_plan(data_cfg: DataConfig, model_cfg: ModelConfig, stats: dict) -> _Plan:
     info = check_dataset(data_cfg.dataset_dir, data_cfg.spec, model_cfg)
@@ -429,7 +373,8 @@ def _make_plan(data_cfg: DataConfig, model_cfg: ModelConfig, stats: dict) -> _Pl
         warnings.warn(f"data.image_size={data_cfg.image_size} differs from model.vision.image_size="
                       f"{model_cfg.vision.image_size}: the vision backbone may reject these images")
     return _Plan(builder, spec, info["views"], model_cfg.history, model_cfg.chunk_size, data_cfg.goal_image_step,
-                 data_cfg.image_size, stats, data_cfg.normalization, ann)
+                 data_cfg.image_size, stats, data_cfg.normalization, ann,
+                 getattr(model_cfg, "ee_flow_points", 4), getattr(model_cfg, "ee_flow_stride", 4))
 
 def _episode_to_frames(plan: _Plan, episode: dict) -> dict:
     "One RLDS episode (steps read with SkipDecoding) -> a dict of [T, ...] tensors, one row per frame."
@@ -461,6 +406,10 @@ def _episode_to_frames(plan: _Plan, episode: dict) -> dict:
         a = steps
         for part in spec.annotations_key.split("/"): a = a[part]
         frames["annotations"] = a  # still serialized; decoded per frame
+        if "ee_pixel" in plan.annotations.keys():  # future end-effector pixels: the VISUAL EE FLOW plan target
+            ee = _decode_steps(plan.builder, steps, [f"{spec.annotations_key}/ee_pixel"])[f"{spec.annotations_key}/ee_pixel"]
+            flow_idx = tf.minimum(t[:, None] + plan.ee_flow_stride * tf.range(plan.ee_flow_points)[None, :], T - 1)  # [T, F]
+            frames["ee_flow"] = tf.gather(tf.cast(ee, tf.float32), flow_idx)  # [T, F, 2] pixels
     return frames
 
 # %% ../../nbs/10_rlds.ipynb
@@ -629,6 +578,7 @@ class VLACollator:
         }
         if "annotations" in frames[0]:
             batch["annotations"] = {k: [f["annotations"][k] for f in frames] for k in frames[0]["annotations"]}
+        if "ee_flow" in frames[0]: batch["ee_flow"] = stack("ee_flow").float()  # [B, F, 2] future end-effector pixels
         return batch
 
 # %% ../../nbs/10_rlds.ipynb
@@ -644,8 +594,21 @@ def make_dataloader(data_cfg: DataConfig, model_cfg: ModelConfig,
     "A torch `DataLoader` of collated batches; the statistics used are `loader.dataset.stats` (save them with the run)."
     ds = RLDSDataset(data_cfg, model_cfg, stats, train=train, seed=seed, rank=rank, world_size=world_size,
                      skip_samples=skip_samples)
+    collate = VLACollator(tokenizer, model_cfg.max_prompt_length, prompt_style)
+    heads = [h for h in getattr(model_cfg, "planning_heads", []) if h in ("language_planning", "visual_planning")]
+    if heads:  # planning targets (vlaos.heads.planning); fail now, naming the field, if the dataset lacks labels
+        from vlaos.heads.planning import PlanningCollator, REQUIRED_ANNOTATIONS
+        have = ds.info["annotations"]
+        for h in heads:
+            for f in REQUIRED_ANNOTATIONS[h]:
+                if f not in have:
+                    raise ValueError(f"{ds.info['dataset_dir']}: the dataset lacks the annotation field "
+                                     f"'steps/{get_spec(data_cfg.spec).annotations_key}/{f}' that the {h} head needs "
+                                     f"(model.planning_heads={model_cfg.planning_heads}; annotations present: {have})")
+        H, W = ds.info["image_shapes"][0][:2]  # annotations are pixels of the primary camera image as stored
+        collate = PlanningCollator(collate, tokenizer, model_cfg, (W, H))
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers, drop_last=train,
-                                       collate_fn=VLACollator(tokenizer, model_cfg.max_prompt_length, prompt_style),
+                                       collate_fn=collate,
                                        # TensorFlow is not fork-safe once initialised: workers start fresh interpreters
                                        multiprocessing_context="spawn" if num_workers > 0 else None,
                                        # its own generator: creating an iterator must not draw from the global torch RNG,

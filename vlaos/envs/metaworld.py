@@ -17,7 +17,7 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 
 # %% auto 0
-__all__ = ['MT10_TASKS', 'METAWORLD_INSTRUCTIONS', 'GRIPPER_BODIES', 'TASK_SPECS', 'DEFAULT_MAX_STEPS',
+__all__ = ['MT10_TASKS', 'METAWORLD_INSTRUCTIONS', 'DEFAULT_CAMERAS', 'GRIPPER_BODIES', 'TASK_SPECS', 'DEFAULT_MAX_STEPS',
            'DEFAULT_STEPS_AFTER_SUCCESS', 'DATASET_VERSION', 'RETRY_SEED_STRIDE', 'check_task', 'parse_tasks',
            'make_renderer', 'camera_id', 'camera_is_rolled', 'MetaWorldEnv', 'project_points', 'segmentation_bodies',
            'expert_policy', 'expert_action', 'TaskSpec', 'task_spec', 'move_primitive', 'describe_offset',
@@ -131,16 +131,16 @@ def camera_is_rolled(model:mujoco.MjModel, data:mujoco.MjData, camera:str) -> bo
     return bool(data.cam_xmat[camera_id(model, camera)].reshape(3, 3)[2, 1] < 0)
 
 # %% ../../nbs/11_metaworld.ipynb
-_WRIST_CAMERA_DEFAULT = ('corner2', 'gripperPOV')
+DEFAULT_CAMERAS = ('corner2', 'gripperPOV')   # (primary third-person view, wrist view), as in LeRobot's Meta-World setup
 
 class MetaWorldEnv:
     "Meta-World v3 task with image observations, reproducible seeding and fast rendering (see the table above)."
     def __init__(self, task:str,               # Meta-World v3 task name, e.g. 'pick-place-v3'
                  seed:int=0,                   # seed of the object/goal placement stream
                  image_size:int=128,           # square image side in pixels for every camera
-                 cameras:tuple=_WRIST_CAMERA_DEFAULT,  # (primary camera, wrist camera); the second one is optional
+                 cameras:tuple=DEFAULT_CAMERAS,  # (primary camera, wrist camera); the second one is optional
                  max_episode_steps:int|None=None,      # truncation horizon; None = Meta-World's 500
-                 render:bool=True,             # False skips rendering (state-only rollouts, 20x faster)
+                 render_images:bool=True,      # False skips rendering (state-only rollouts: no `image` keys, ~20x faster)
                 ):
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
         self.task, self.image_size, self.cameras = check_task(task), int(image_size), tuple(cameras)
@@ -156,8 +156,8 @@ class MetaWorldEnv:
         env.max_path_length = self.max_episode_steps
         self.env, self.model, self.data = env, env.model, env.data
         for c in self.cameras: camera_id(self.model, c)  # fail early on a bad camera name
-        self._renderer = make_renderer(self.model, self.image_size) if render else None
-        self.seed, self._raw = int(seed), None
+        self._renderer = make_renderer(self.model, self.image_size) if render_images else None
+        self.seed, self._raw, self.steps = int(seed), None, 0
         env.seed(self.seed)
 
     def render(self, camera:str) -> np.ndarray:
@@ -186,6 +186,7 @@ class MetaWorldEnv:
 
     def step(self, action) -> tuple[dict, float, bool, bool, dict]:
         "Apply a 4-D action in [-1, 1]; returns (obs, reward, terminated, truncated, info) with `info['success']` a bool."
+        if self._raw is None: raise RuntimeError("call reset() before step()")
         action = np.clip(np.asarray(action, dtype=np.float32).reshape(-1), -1.0, 1.0)
         if action.shape != (4,): raise ValueError(f"action must have 4 values (dx, dy, dz, gripper), got {action.shape}")
         raw, reward, terminated, truncated, info = self.env.step(action)
@@ -455,7 +456,9 @@ class PlanningAnnotator:
     def __call__(self, raw_obs,   # float [39] observation *before* the action
                  action,          # float [4] action taken from that observation
                 ) -> dict:
-        "Labels of one step: strings (plan, subtask, ...) and float32 pixel arrays (ee_pixel, object_*, goal_pixel)."
+        """Labels of one step: strings (plan, subtask, ...) and float32 pixel arrays (ee_pixel, object_*, goal_pixel).
+
+        Object boxes are read from the MuJoCo state, so the environment must still be in the state of `raw_obs`."""
         raw, spec = np.asarray(raw_obs, np.float64), self.spec
         hand, grip, obj, goal = raw[:3], raw[3], raw[4:7], raw[36:39]
         if self.obj0 is None or np.linalg.norm(hand - obj) > 0.15: self.obj0 = obj.copy()  # object before the hand came near
@@ -491,7 +494,7 @@ def collect_episode(task:str,                  # Meta-World v3 task name
                     image_size:int=128,        # square image side in pixels
                     max_steps:int|None=None,   # step cap; None = DEFAULT_MAX_STEPS
                     steps_after_success:int=DEFAULT_STEPS_AFTER_SUCCESS,  # steps recorded after the first success
-                    cameras:tuple=_WRIST_CAMERA_DEFAULT,  # (primary, wrist) cameras
+                    cameras:tuple=DEFAULT_CAMERAS,  # (primary, wrist) cameras
                    ) -> dict:
     """One scripted-expert episode with images and planning annotations.
 
@@ -690,7 +693,7 @@ def _manifest(tasks, episodes_per_task, image_size, seed, max_steps, steps_after
     return dict(schema='vlaos-metaworld-rlds', version=DATASET_VERSION, tasks=list(tasks), episodes_per_task=int(episodes_per_task),
                 image_size=int(image_size), seed=int(seed), max_steps=int(max_steps),
                 steps_after_success=int(steps_after_success), max_retries=int(max_retries), image_encoding=image_encoding,
-                cameras=list(_WRIST_CAMERA_DEFAULT))
+                cameras=list(DEFAULT_CAMERAS))
 
 def build_metaworld_dataset(out_dir,                       # TFDS data_dir; the dataset goes to out_dir/name/1.0.0
                             tasks='mt10',                  # 'mt10', 'mt50', comma-separated names or a list
@@ -708,7 +711,8 @@ def build_metaworld_dataset(out_dir,                       # TFDS data_dir; the 
     """Collect scripted-expert episodes with planning annotations and write them as an RLDS TFDS dataset (split 'train').
 
     Resumable: finished episodes are cached under `out_dir/.episodes`, and a dataset whose `vlaos_manifest.json`
-    matches the request is returned without work. Raises `ValueError` for an unknown task, a bad name or encoding."""
+    matches the request is returned without work. Uses spawned processes: call it under `if __name__ == '__main__':`
+    in a script. Raises `ValueError` for an unknown task, a bad name or encoding."""
     import re
     tasks = parse_tasks(tasks)
     if not re.fullmatch(r'[a-z][a-z0-9_]*', name): raise ValueError(f"dataset name must match [a-z][a-z0-9_]*, got {name!r}")
@@ -761,5 +765,4 @@ def main(tasks:str='mt10',                 # comma-separated task names, 'mt10' 
     "Build a Meta-World RLDS dataset of scripted-expert demonstrations with planning annotations."
     path = build_metaworld_dataset(out, tasks, episodes, image_size=image_size, seed=seed, workers=workers, name=name,
                                    max_steps=max_steps, steps_after_success=steps_after_success, image_encoding=image_encoding)
-    print(path)
-    return path
+    print(path)  # nothing returned: a console script exits with main's return value
