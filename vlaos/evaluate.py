@@ -13,7 +13,8 @@ from fastcore.script import call_parse, Param
 from tqdm.auto import tqdm
 
 # %% auto 0
-__all__ = ['wilson_interval', 'ChunkedPolicy', 'rollout', 'evaluate', 'success_table', 'plot_success', 'main']
+__all__ = ['wilson_interval', 'ChunkedPolicy', 'draw_plan_on_frame', 'rollout', 'evaluate', 'success_table', 'plot_success',
+           'main']
 
 # %% ../nbs/14_evaluate.ipynb
 def wilson_interval(successes: int, n: int, z: float=1.959963984540054) -> tuple[float, float]:
@@ -31,8 +32,10 @@ class ChunkedPolicy:
     def __init__(self, model, # a vlaos paradigm (has `.cfg` and `.predict_action`)
                  execute_steps: int=4, # actions of each chunk executed before re-planning
                  view_keys=("image", "wrist_image"), # observation keys of the views, in the model's view order
-                 seed: int=0):
+                 seed: int=0,
+                 record_plans: bool=False): # keep the generated plans of each chunk (paradigms with planning heads)
         self.model, self.execute_steps, self.view_keys = model, execute_steps, list(view_keys)
+        self.record_plans = record_plans and bool(getattr(model, "planning_heads", None))
         self.history = model.cfg.history
         if len(self.view_keys) != model.cfg.num_views:
             raise ValueError(f"{len(self.view_keys)} view keys {self.view_keys} for a model with model.num_views={model.cfg.num_views}")
@@ -41,7 +44,7 @@ class ChunkedPolicy:
 
     def reset(self):
         self.frames, self.proprios, self.queue = deque(maxlen=self.history), deque(maxlen=self.history), deque()
-        self.last_chunk = None
+        self.last_chunk, self.last_plan, self.plans = None, None, []
 
     def observation(self, obs: dict) -> dict:
         "Model observation from an env observation, padding the history by repeating the first frame."
@@ -53,25 +56,68 @@ class ChunkedPolicy:
     def __call__(self, obs: dict) -> np.ndarray:
         o = self.observation(obs)
         if not self.queue:
-            chunk = self.model.predict_action(o, generator=self.generator)
+            if self.record_plans:
+                chunk, self.last_plan = self.model.predict_action(o, generator=self.generator, return_plans=True)
+                self.plans.append(self.last_plan)
+            else: chunk = self.model.predict_action(o, generator=self.generator)
             if not np.isfinite(chunk).all(): raise FloatingPointError("the policy predicted a non-finite action chunk")
             self.last_chunk = chunk
             self.queue.extend(chunk[:self.execute_steps])
         return self.queue.popleft()
 
 # %% ../nbs/14_evaluate.ipynb
+_PLAN_COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
+
+def draw_plan_on_frame(frame: np.ndarray, # uint8 [H, W, 3] primary-camera frame
+                       plan: dict|None, # a plan dict of `predict_action(..., return_plans=True)` (pixels of this camera)
+                      ) -> np.ndarray:
+    "A copy of `frame` with the visual plan drawn: boxes (one colour per object), EE flow (yellow), affordance (magenta)."
+    vp = (plan or {}).get("visual_plan_pixels")
+    if not vp: return frame
+    from PIL import Image, ImageDraw
+    im = Image.fromarray(np.ascontiguousarray(frame)); d = ImageDraw.Draw(im)
+    for i, (name, box) in enumerate(vp.get("bboxes", {}).items()):
+        u1, v1, u2, v2 = (float(x) for x in np.asarray(box).reshape(4))
+        d.rectangle([min(u1, u2), min(v1, v2), max(u1, u2), max(v1, v2)], outline=_PLAN_COLOURS[i % len(_PLAN_COLOURS)])
+    flow = np.asarray(vp.get("ee_flow", np.zeros((0, 2)))).reshape(-1, 2)
+    if len(flow) > 1: d.line([tuple(map(float, p)) for p in flow], fill=(255, 220, 0), width=1)
+    for p in flow: d.ellipse([p[0] - 1, p[1] - 1, p[0] + 1, p[1] + 1], fill=(255, 220, 0))
+    a = vp.get("affordance")
+    if a is not None: d.ellipse([a[0] - 2, a[1] - 2, a[0] + 2, a[1] + 2], outline=(255, 0, 255))
+    return np.asarray(im)
+
+# %% ../nbs/14_evaluate.ipynb
 def rollout(env, policy, seed: int, max_steps: int, record: bool=False) -> dict:
     "One episode; returns success, steps, return and (if `record`) the primary-camera frames."
     policy.reset()
     obs = env.reset(seed=seed)
-    frames, ret, success = ([obs["image"]] if record else []), 0.0, False
+    frames, ret, success = [], 0.0, False
     for t in range(max_steps):
-        obs, reward, terminated, truncated, info = env.step(np.clip(policy(obs), -1, 1))
+        action = policy(obs)  # the plan of the chunk this action belongs to is `policy.last_plan`
+        if record: frames.append(draw_plan_on_frame(obs["image"], getattr(policy, "last_plan", None)))
+        obs, reward, terminated, truncated, info = env.step(np.clip(action, -1, 1))
         ret += float(reward)
-        if record: frames.append(obs["image"])
         if info.get("success"): success = True; break
         if terminated or truncated: break
+    if record: frames.append(obs["image"])
     return {"success": success, "steps": t + 1, "return": ret, "frames": frames}
+
+def _jsonable(x):
+    if isinstance(x, dict): return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray): return x.tolist()
+    if isinstance(x, np.generic): return x.item()
+    return x
+
+def _report_plans(task: str, plans: list, out):
+    "Print the first generated plan of a task's first episode and save them all as JSON lines."
+    first = plans[0]
+    print(f"\n--- plans of {task}, episode 0, first chunk ---")
+    for k in ("language_plan", "visual_plan"):
+        if first.get(k): print(f"[{k}]\n{first[k]}")
+    if out:
+        with open(Path(out) / f"{task}_episode0_plans.jsonl", "w") as f:
+            for p in plans: f.write(json.dumps(_jsonable({k: v for k, v in p.items() if k != "goal_image"})) + "\n")
 
 def evaluate(model, # a vlaos paradigm
              tasks: list[str], # Meta-World task names
@@ -83,6 +129,7 @@ def evaluate(model, # a vlaos paradigm
              video: bool=True, # GIF of the first episode of each task
              image_size: int=128, # env render size (the processor resizes to the model's size)
              make_env=None, # callable(task, seed, image_size) -> env; default: vlaos.envs.metaworld.MetaWorldEnv
+             show_plans: bool=True, # print / save / draw the plans of the first episode (paradigms with planning heads)
             ) -> dict:
     "Closed-loop success per task with Wilson 95 % intervals; a failed episode is recorded, not fatal."
     if make_env is None:
@@ -90,7 +137,7 @@ def evaluate(model, # a vlaos paradigm
         make_env = lambda task, s, size: MetaWorldEnv(task, seed=s, image_size=size, max_episode_steps=max_episode_steps)
     out = Path(out_dir) if out_dir else None
     if out: out.mkdir(parents=True, exist_ok=True)
-    policy = ChunkedPolicy(model, execute_steps, seed=seed)
+    policy = ChunkedPolicy(model, execute_steps, seed=seed, record_plans=show_plans)
     results, t0 = {"tasks": {}, "episodes": []}, time.time()
     bar = tqdm(total=len(tasks) * episodes_per_task, desc="rollouts")
     for task in tasks:
@@ -104,6 +151,7 @@ def evaluate(model, # a vlaos paradigm
                     import imageio.v2 as imageio
                     imageio.mimsave(out / f"{task}_episode0.gif", r.pop("frames")[::2], duration=0.08, loop=0)
                 r.pop("frames", None)
+                if i == 0 and policy.plans: _report_plans(task, policy.plans, out)
                 rec.update(r)
             except Exception as e:  # one broken episode must not end the sweep
                 rec.update(success=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=3))
@@ -160,6 +208,7 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
          seed: int=None, # base seed (default: eval.seed)
          out: str=None, # output dir (default: <run dir>/eval)
          no_video: bool=False, # skip the GIFs
+         no_plans: bool=False, # do not generate / print / draw plans (paradigms with planning heads)
         ):
     "Closed-loop Meta-World evaluation of a checkpoint: prints the success table, writes results.json, success.png, GIFs."
     from vlaos.paradigms import VLABase
@@ -178,6 +227,6 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
     res = evaluate(model, tasks.split(",") if tasks else ecfg.tasks, episodes or ecfg.episodes_per_task,
                    max_steps or ecfg.max_episode_steps, execute_steps or ecfg.execute_steps,
                    ecfg.seed if seed is None else seed, out or (run_dir / "eval" if run_dir else ck / "eval"),
-                   video=ecfg.video and not no_video)
+                   video=ecfg.video and not no_video, show_plans=not no_plans)
     print(success_table(res))
     print(f"results: {Path(out or (run_dir / 'eval' if run_dir else ck / 'eval')).resolve()}")  # console scripts exit with main's return value: return nothing

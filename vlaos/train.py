@@ -15,15 +15,33 @@ from .data.rlds import DATASET_SPECS, check_dataset, compute_statistics, make_da
 from .training import Trainer, make_accelerator
 
 # %% auto 0
-__all__ = ['run_tokenizer', 'train', 'main']
+__all__ = ['LANGUAGE_ANNOTATION_FIELDS', 'annotation_texts', 'run_tokenizer', 'train', 'main']
 
 # %% ../nbs/13_train.ipynb
+LANGUAGE_ANNOTATION_FIELDS = ["plan", "subtask", "subtask_reasoning", "move", "move_reasoning", "visible_objects"]
+
+def annotation_texts(dataset_dir, spec="metaworld", split="train", max_episodes: int=200) -> list[str]:
+    "Distinct planning-annotation strings (plan, subtask, reasoning, move, visible objects) of the first episodes."
+    import tensorflow_datasets as tfds
+    from vlaos.data.rlds import open_rlds, get_spec, _decode_steps
+    builder, spec = open_rlds(dataset_dir), get_spec(spec)
+    keys = [f"{spec.annotations_key}/{k}" for k in LANGUAGE_ANNOTATION_FIELDS]
+    ds = builder.as_dataset(split, shuffle_files=False, decoders={"steps": tfds.decode.SkipDecoding()}).take(max_episodes)
+    found = set()
+    for d in ds.map(lambda ep: _decode_steps(builder, ep["steps"], keys)).as_numpy_iterator():
+        for k in keys: found.update(t.decode() for t in d[k])
+    return sorted(found)
+
 def run_tokenizer(cfg: RunConfig, accelerator):
     "The run's tokenizer: `model.tokenizer` if set, else a BPE trained once (rank 0) and saved in `output_dir/tokenizer`."
     if cfg.model.tokenizer: return load_tokenizer(cfg.model.tokenizer)
     path = Path(cfg.train.output_dir) / "tokenizer"
     if accelerator.is_main_process and not (path / "tokenizer.json").exists():
         texts = [build_prompt(i, cfg.model.prompt_style) for i in dataset_instructions(cfg.data.dataset_dir, cfg.data.spec)]
+        if {"language_planning", "visual_planning"} & set(cfg.model.planning_heads):
+            # plans are generated with this tokenizer too: train it on their words so plans take few tokens
+            from vlaos.heads.planning import LANGUAGE_PLAN_TAGS, VISUAL_PLAN_TAGS
+            texts += annotation_texts(cfg.data.dataset_dir, cfg.data.spec) + [f"{t}:" for t in LANGUAGE_PLAN_TAGS + VISUAL_PLAN_TAGS]
         train_bpe_tokenizer(texts, cfg.model.tokenizer_vocab_size).save_pretrained(str(path))
     accelerator.wait_for_everyone()
     return load_tokenizer(str(path))
@@ -57,12 +75,13 @@ def train(cfg: RunConfig, # resolved run config
 
 # %% ../nbs/13_train.ipynb
 @call_parse
-def main(config: str, # path to a YAML run config (may start with `preset: tiny`)
+def main(config: str=None, # path to a YAML run config (may start with `preset: tiny`); required
          resume: bool=False, # continue the run in train.output_dir from its latest checkpoint
          set: Param("config overrides, e.g. train.lr=1e-4 data.dataset_dir=data/x", str, nargs="*")=None,
          max_steps: int=None, # stop after this many steps in this invocation (for tests and debugging)
         ):
     "Train a VLA: `accelerate launch -m vlaos.train --config configs/run.yaml [--resume] [--set key=value ...]`."
+    if not config: raise SystemExit("vlaos_train: --config PATH is required (a YAML run config, e.g. configs/metaworld_tiny.yaml)")
     cfg = load_config(config, parse_overrides(set))
     metrics = train(cfg, resume=resume, max_steps=max_steps)
     print(json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in (metrics or {}).items()}))
