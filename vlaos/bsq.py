@@ -424,8 +424,8 @@ def train_bsq(frames: np.ndarray, # uint8 [N, H, W, 3] training frames (H = W = 
 
 # %% ../nbs/05_bsq.ipynb
 @call_parse
-def main(dataset: str, # RLDS dataset folder (e.g. from `vlaos_metaworld` / `build_metaworld_dataset`)
-         out: str, # output folder for the trained tokenizer
+def main(dataset: str=None, # RLDS dataset folder (e.g. from `vlaos_metaworld` / `build_metaworld_dataset`); required
+         out: str=None, # output folder for the trained tokenizer; required
          spec: str="metaworld", # dataset key mapping (`vlaos.data.rlds`)
          image_size: int=64, # frames are resized to this side
          channels: str="32,64,64", # encoder widths per level (comma-separated)
@@ -437,6 +437,7 @@ def main(dataset: str, # RLDS dataset folder (e.g. from `vlaos_metaworld` / `bui
          max_seconds: float=None, # stop after this wall time
          device: str=None):
     "Train the multi-scale BSQ auto-encoder on the frames of an RLDS dataset and save it with `save_pretrained`."
+    if not dataset or not out: raise SystemExit("vlaos_bsq: --dataset DIR and --out DIR are required")
     ch = tuple(int(c) for c in channels.split(","))
     side = image_size // 2 ** (len(ch) - 1)
     sc = tuple(int(s) for s in scales.split(",")) if scales else tuple(sorted({*[2 ** i for i in range(int(math.log2(side)) + 1)], side}))

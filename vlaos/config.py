@@ -11,8 +11,9 @@ import yaml
 
 # %% auto 0
 __all__ = ['PLANNING_HEADS', 'CHOICES', 'POSITIVE', 'PRESETS', 'VisionConfig', 'LLMConfig', 'ActionHeadConfig',
-           'PlanningHeadConfig', 'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'RunConfig', 'ConfigError',
-           'validate', 'from_dict', 'to_dict', 'preset', 'load_config', 'save_config', 'parse_overrides']
+           'PlanningHeadConfig', 'ForesightHeadConfig', 'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig',
+           'RunConfig', 'ConfigError', 'validate_foresight', 'validate', 'from_dict', 'to_dict', 'preset',
+           'load_config', 'save_config', 'parse_overrides']
 
 # %% ../nbs/00_config.ipynb
 @dataclass
@@ -55,6 +56,22 @@ class PlanningHeadConfig:
     mlp_ratio: float = 4.0  # MLP width / hidden_size
     dropout: float = 0.0  # attention/MLP dropout
 
+@dataclass
+class ForesightHeadConfig:
+    """Image foresight planning head (`vlaos.heads.foresight`) and the frozen BSQ auto-encoder it plans with
+    (`vlaos.bsq`); section `model.foresight`, read when `image_foresight_planning` is in `model.planning_heads`."""
+    tokenizer_path: str = ""  # folder of a trained BSQ auto-encoder (`vlaos_bsq --out DIR`, `BSQAutoEncoder.save_pretrained`); frozen
+    scales: list = field(default_factory=list)  # expected scale schedule of that tokenizer, checked on load ([] = accept the tokenizer's)
+    hidden_size: int = 256  # width of the foresight transformer (multiple of num_heads)
+    num_heads: int = 4  # attention heads of the foresight transformer
+    mlp_ratio: float = 4.0  # MLP width / hidden_size
+    dropout: float = 0.0  # attention dropout in training
+    cond_dropout: float = 0.1  # classifier-free guidance: probability of dropping a sample's VLM K/V in training (Infinity: 0.1)
+    guidance_scale: float = 1.0  # CFG weight w at generation (1 = no guidance; > 1 doubles the batch)
+    temperature: float = 1.0  # bit sampling temperature at generation (0 = greedy: the sign of each bit logit)
+    scale_weights: list = field(default_factory=list)  # loss weight per scale ([] = equal weights)
+    self_correction_prob: float = 0.0  # bitwise self-correction: bit-flip probability when tokenizing the goal in training
+
 PLANNING_HEADS = ["language_planning", "visual_planning", "image_foresight_planning"]  # names for model.planning_heads
 
 @dataclass
@@ -77,6 +94,7 @@ class ModelConfig:
     planning_heads: list = field(default_factory=list)  # subset of PLANNING_HEADS trained beside the action head ('integrated')
     planning_mode: str = "implicit"  # 'implicit' (plans shape the VLM via their losses) | 'explicit' (action head also attends to the plan K/V)
     planning_head: PlanningHeadConfig = field(default_factory=PlanningHeadConfig)
+    foresight: ForesightHeadConfig = field(default_factory=ForesightHeadConfig)  # the image_foresight_planning head
     action_loss_weight: float = 1.0  # weight of the action loss in the total loss
     planning_loss_weight: float = 1.0  # weight of the sum of planning losses in the total loss
     num_location_tokens: int = 1024  # K of the <loc_0>..<loc_{K-1}> tokens of the visual plan (VLA-OS uses 1024 bins per axis)
@@ -163,6 +181,31 @@ POSITIVE = ["model.chunk_size", "model.action_dim", "model.proprio_dim", "model.
             "model.num_location_tokens", "model.max_language_plan_length", "model.max_visual_plan_length",
             "model.ee_flow_points", "model.ee_flow_stride"]
 
+def validate_foresight(f: ForesightHeadConfig, key: str="model.foresight", need_path: bool=True):
+    "Check a `ForesightHeadConfig`; raises `ConfigError` naming `key.<field>` (e.g. `model.foresight.tokenizer_path`)."
+    if need_path and not f.tokenizer_path:
+        raise ConfigError(f"{key}.tokenizer_path is not set: planning head 'image_foresight_planning' needs a frozen BSQ "
+                          "auto-encoder; train one with `vlaos_bsq --dataset DATASET_DIR --out OUT_DIR` and set "
+                          f"{key}.tokenizer_path=DIR")
+    for k in ("hidden_size", "num_heads"):
+        v = getattr(f, k)
+        if not isinstance(v, int) or v <= 0: raise ConfigError(f"{key}.{k}={v!r} must be a positive integer")
+    if f.hidden_size % f.num_heads:
+        raise ConfigError(f"{key}.hidden_size={f.hidden_size} must be divisible by {key}.num_heads={f.num_heads}")
+    if not 0 <= f.cond_dropout < 1: raise ConfigError(f"{key}.cond_dropout={f.cond_dropout} must be in [0, 1)")
+    if not 0 <= f.self_correction_prob < 1: raise ConfigError(f"{key}.self_correction_prob={f.self_correction_prob} must be in [0, 1)")
+    if not 0 <= f.dropout < 1: raise ConfigError(f"{key}.dropout={f.dropout} must be in [0, 1)")
+    for k in ("guidance_scale", "temperature", "mlp_ratio"):
+        if getattr(f, k) < 0: raise ConfigError(f"{key}.{k}={getattr(f, k)} must be >= 0")
+    sc = list(f.scales or [])
+    if sc and (not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sc) or sorted(set(sc)) != sc):
+        raise ConfigError(f"{key}.scales={f.scales} must be positive integers, strictly increasing (e.g. [1, 2, 4, 8])")
+    sw = list(f.scale_weights or [])
+    if sw and (any(w < 0 for w in sw) or sum(sw) <= 0): raise ConfigError(f"{key}.scale_weights={f.scale_weights} must be >= 0 with a positive sum")
+    if sw and sc and len(sw) != len(sc):
+        raise ConfigError(f"{key}.scale_weights has {len(sw)} entries but {key}.scales={f.scales} has {len(sc)}")
+    return f
+
 def _get(cfg, path):
     for p in path.split("."): cfg = getattr(cfg, p)
     return cfg
@@ -192,6 +235,7 @@ def validate(cfg: RunConfig) -> RunConfig:
                           "use paradigm 'integrated'")
     p = m.planning_head
     if p.hidden_size % p.num_heads: raise ConfigError(f"model.planning_head.hidden_size={p.hidden_size} must be divisible by model.planning_head.num_heads={p.num_heads}")
+    if "image_foresight_planning" in m.planning_heads: validate_foresight(m.foresight)
     for k in ("action_loss_weight", "planning_loss_weight"):
         if getattr(m, k) < 0: raise ConfigError(f"model.{k}={getattr(m, k)} must be >= 0")
     if cfg.eval.execute_steps > cfg.model.chunk_size:

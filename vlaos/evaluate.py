@@ -59,7 +59,7 @@ class ChunkedPolicy:
             if self.record_plans:
                 chunk, self.last_plan = self.model.predict_action(o, generator=self.generator, return_plans=True)
                 self.plans.append(self.last_plan)
-            else: chunk = self.model.predict_action(o, generator=self.generator)
+            else: chunk, self.last_plan = self.model.predict_action(o, generator=self.generator), None
             if not np.isfinite(chunk).all(): raise FloatingPointError("the policy predicted a non-finite action chunk")
             self.last_chunk = chunk
             self.queue.extend(chunk[:self.execute_steps])
@@ -145,6 +145,8 @@ def evaluate(model, # a vlaos paradigm
         succ = 0
         for i in range(episodes_per_task):
             rec = {"task": task, "episode": i, "seed": seed + i}
+            # plans are generated (extra decoder passes) only where they are shown: the first episode of each task
+            policy.record_plans = show_plans and i == 0 and bool(getattr(model, "planning_heads", None))
             try:
                 r = rollout(env, policy, seed + i, max_episode_steps, record=video and i == 0 and out is not None)
                 if r["frames"]:
@@ -192,7 +194,8 @@ def plot_success(results: dict, path=None, title: str="closed-loop success"):
     ci = np.array([results["tasks"][t]["ci95"] for t in tasks]).reshape(-1, 2)
     fig, ax = plt.subplots(figsize=(1.2 + 1.0 * len(tasks), 3.2))
     ax.bar(tasks, rates, color="tab:blue", alpha=0.8)
-    ax.errorbar(tasks, rates, yerr=[rates - ci[:, 0], ci[:, 1] - rates], fmt="none", ecolor="k", capsize=4)
+    yerr = np.clip([rates - ci[:, 0], ci[:, 1] - rates], 0, None)  # rounding can put a bound a hair inside the rate
+    ax.errorbar(tasks, rates, yerr=yerr, fmt="none", ecolor="k", capsize=4)
     ax.set_ylim(0, 1.05); ax.set_ylabel("success rate"); ax.set_title(f"{title} (mean {results['mean_success_rate']:.0%})")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right"); fig.tight_layout()
     if path: fig.savefig(path, dpi=120); plt.close(fig)

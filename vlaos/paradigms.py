@@ -15,9 +15,10 @@ from .heads.action import ActionHead
 from .prompting import build_prompt, tokenize_prompts, load_tokenizer
 from .data.normalization import normalize, unnormalize  # TF-free: evaluation renders with EGL, which crashes beside TensorFlow
 from .heads.planning import (build_planning_head, add_location_tokens, PLAN_BATCH_PREFIX, parse_language_plan)
+from .heads.foresight import ForesightHead
 
 # %% auto 0
-__all__ = ['PARADIGMS', 'VLAProcessor', 'VLAOutput', 'VLABase', 'ActionOnlyVLA', 'IntegratedVLA', 'build_vla']
+__all__ = ['PARADIGMS', 'FORESIGHT', 'VLAProcessor', 'VLAOutput', 'VLABase', 'ActionOnlyVLA', 'IntegratedVLA', 'build_vla']
 
 # %% ../nbs/09_paradigms.ipynb
 class VLAProcessor:
@@ -100,6 +101,8 @@ class VLABase(nn.Module):
         (out / "model_config.yaml").write_text(yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
         (out / "llm_config.json").write_text(json.dumps(self.vlm.llm.config.to_dict(), indent=1, default=str))
         self.tokenizer.save_pretrained(str(out / "tokenizer"))
+        for m in self.modules():  # the image foresight head's frozen BSQ auto-encoder: from_pretrained rebuilds it from here
+            if isinstance(m, ForesightHead): m.tokenizer.save_pretrained(out / "bsq_tokenizer")
         p = self.processor
         if p.stats is not None: (out / "dataset_statistics.json").write_text(json.dumps(p.stats, indent=1))
         meta = {"paradigm": self.paradigm, "normalization": p.normalization, "action_skip_dims": p.action_skip_dims}
@@ -117,6 +120,7 @@ class VLABase(nn.Module):
         klass = PARADIGMS.get(meta["paradigm"], cls) if cls is VLABase else cls
         cfg = from_dict({"model": yaml.safe_load((d / "model_config.yaml").read_text())}).model
         cfg.vision.pretrained = False  # weights come from the checkpoint
+        if (d / "bsq_tokenizer").exists(): cfg.foresight.tokenizer_path = str(d / "bsq_tokenizer")  # the frozen foresight tokenizer travels with the checkpoint
         llm_cfg = json.loads((d / "llm_config.json").read_text())
         llm = llm_from_hf_config(llm_cfg, cfg.llm.attn_implementation)
         stats = json.loads((d / "dataset_statistics.json").read_text()) if (d / "dataset_statistics.json").exists() else None
@@ -169,21 +173,34 @@ class IntegratedVLA(ActionOnlyVLA):
     """One VLM feeding the action head and the planning heads of `cfg.planning_heads` (VLA-OS Integrated paradigm).
 
     Loss = `action_loss_weight` x action loss + `planning_loss_weight` x sum of planning losses; `losses` holds each
-    term unweighted (`action`, `language_planning`, `visual_planning`). `planning_mode='implicit'`: the action head
-    attends to the VLM K/V only. `'explicit'`: it attends to [VLM K/V | each head's plan K/V] (teacher-forced plans
-    in training, generated plans at inference). Adds `<loc_i>` tokens to the tokenizer when a visual head is on."""
+    term unweighted (`action`, `language_planning`, `visual_planning`, `image_foresight_planning`).
+    `planning_mode='implicit'`: the action head attends to the VLM K/V only. `'explicit'`: it attends to
+    [VLM K/V | each head's plan K/V] (teacher-forced plans in training, generated plans at inference). Adds `<loc_i>`
+    tokens to the tokenizer when a visual head is on. The image foresight head (`vlaos.heads.foresight`) is built
+    around the frozen BSQ auto-encoder at `model.foresight.tokenizer_path` (errors name that key and the path)."""
     paradigm = "integrated"
     def __init__(self, cfg: ModelConfig, tokenizer, stats=None, normalization="bounds_q99", action_skip_dims=None, llm=None):
-        bad = [h for h in cfg.planning_heads if h not in PLAN_BATCH_PREFIX]
-        if bad: raise ValueError(f"model.planning_heads={cfg.planning_heads}: IntegratedVLA does not wire {bad} yet; "
-                                 f"available: {list(PLAN_BATCH_PREFIX)}")
+        wired = [*PLAN_BATCH_PREFIX, FORESIGHT]
+        bad = [h for h in cfg.planning_heads if h not in wired]
+        if bad: raise ValueError(f"model.planning_heads={cfg.planning_heads}: IntegratedVLA does not wire {bad}; available: {wired}")
         if not cfg.planning_heads: raise ValueError("IntegratedVLA needs at least one of model.planning_heads")
         if "visual_planning" in cfg.planning_heads: add_location_tokens(tokenizer, cfg.num_location_tokens)  # before the VLM sizes its embeddings
         super().__init__(cfg, tokenizer, stats, normalization, action_skip_dims, llm)
         v = self.vlm
-        self.planning_heads = nn.ModuleDict({n: build_planning_head(n, cfg, v.num_layers, v.kv_dim, tokenizer)
-                                             for n in cfg.planning_heads})
         self.explicit = cfg.planning_mode == "explicit"
+        self.planning_heads = nn.ModuleDict({
+            n: ForesightHead.from_config(cfg.foresight, v.num_layers, v.kv_dim, explicit=self.explicit) if n == FORESIGHT
+               else build_planning_head(n, cfg, v.num_layers, v.kv_dim, tokenizer)
+            for n in cfg.planning_heads})
+
+    def goal_for_tokenizer(self, goal_image): # float [B, 3, H_g, W_g] in [0, 1] (the batch's `goal_image`)
+        "The goal frame at the foresight tokenizer's `image_size` (bilinear, antialiased) when the data's size differs."
+        if goal_image.ndim != 4 or goal_image.shape[1] != 3:
+            raise ValueError(f"batch['goal_image'] has shape {tuple(goal_image.shape)}; expected [B, 3, H, W] in [0, 1]")
+        S = self.planning_heads[FORESIGHT].tokenizer.cfg.image_size
+        if goal_image.shape[-2:] != (S, S):
+            goal_image = F.interpolate(goal_image, size=(S, S), mode="bilinear", antialias=True, align_corners=False)
+        return goal_image
 
     def _action_context(self, o, plan_kv: list):
         "Action-head context over [VLM K/V | plan K/V of each head] (explicit) or the VLM K/V (implicit)."
@@ -197,10 +214,11 @@ class IntegratedVLA(ActionOnlyVLA):
         "Weighted action + planning loss on a batch with the planning targets of each head (`vlaos.heads.planning.PlanningCollator`)."
         missing = {"pixel_values", "input_ids", "attention_mask", "proprio", "actions"} - set(batch)
         for n in self.planning_heads:
+            if n == FORESIGHT: missing |= {"goal_image"} - set(batch); continue
             p = PLAN_BATCH_PREFIX[n]
             missing |= {f"{p}_ids", f"{p}_mask", f"{p}_labels"} - set(batch)
         if missing: raise KeyError(f"batch is missing {sorted(missing)} (planning targets come from "
-                                   "vlaos.heads.planning.PlanningCollator / make_dataloader)")
+                                   "vlaos.heads.planning.PlanningCollator / make_dataloader; `goal_image` from the collator)")
         a = batch["actions"]
         if a.shape[-2:] != (self.cfg.chunk_size, self.cfg.action_dim):
             raise ValueError(f"batch['actions'] has shape {tuple(a.shape)}; the model expects [B, {self.cfg.chunk_size}, "
@@ -208,6 +226,12 @@ class IntegratedVLA(ActionOnlyVLA):
         o = self.vlm(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
         losses, plan_kv = {}, []
         for n, head in self.planning_heads.items():
+            if n == FORESIGHT:  # bitwise BCE on the goal frame's BSQ codes; explicit: K/V of the teacher-forced tokens
+                goal = self.goal_for_tokenizer(batch["goal_image"]).to(next(head.tokenizer.parameters()).dtype)
+                fo = head.loss(head.project_context(o.keys, o.values, o.prefix_mask), goal, return_kv=self.explicit)
+                losses[n] = fo.loss
+                if self.explicit: plan_kv.append((fo.action_keys, fo.action_values, fo.action_mask))
+                continue
             p = PLAN_BATCH_PREFIX[n]
             ids, mask, labels = batch[f"{p}_ids"], batch[f"{p}_mask"], batch[f"{p}_labels"]
             out = head(head.project_context(o.keys, o.values, o.prefix_mask), ids, mask, return_kv=self.explicit)
@@ -219,19 +243,38 @@ class IntegratedVLA(ActionOnlyVLA):
         loss = c.action_loss_weight * losses["action"] + c.planning_loss_weight * sum(losses[n] for n in self.planning_heads)
         return VLAOutput(loss, {k: v.detach() for k, v in losses.items()})
 
-    def _generate_plans(self, o, temperature: float=0.0, generator=None) -> dict:
-        "name -> (ids, mask) [B, T] generated by each planning head from the VLM output `o`."
+    def _generate_plans(self, o, temperature: float|None=None, generator=None, decode: bool=True) -> dict:
+        """name -> (ids, mask) [B, T] generated by each language/visual head (greedy when `temperature` is None), and
+        for image foresight a `ForesightGeneration` (goal image decoded when `decode`; `model.foresight.temperature`
+        when `temperature` is None) from the VLM output `o`."""
         out = {}
         for n, head in self.planning_heads.items():
-            out[n] = head.generate(head.project_context(o.keys, o.values, o.prefix_mask), temperature=temperature, generator=generator)
+            ctx = head.project_context(o.keys, o.values, o.prefix_mask)
+            if n == FORESIGHT: out[n] = head.generate(ctx, temperature=temperature, generator=generator, decode=decode)
+            else: out[n] = head.generate(ctx, temperature=0.0 if temperature is None else temperature, generator=generator)
+        return out
+
+    def _plan_kv(self, o, gen: dict) -> list:
+        "Explicit planning at inference: (keys, values, mask) of each head's generated plan, for the action head."
+        out = []
+        for n, g in gen.items():
+            head = self.planning_heads[n]
+            if n == FORESIGHT: out.append(head.action_kv(g.layer_kv))  # K/V already computed by the cached generation
+            else: out.append(head.kv_for_action_head(head.project_context(o.keys, o.values, o.prefix_mask), *g))
         return out
 
     def _decode(self, gen: dict, image_sizes: list) -> list[dict]:
-        "Per observation: {'language_plan': text, 'language_plan_tags': dict, 'visual_plan': text, 'visual_plan_pixels': dict}."
+        """Per observation: {'language_plan': text, 'language_plan_tags': dict, 'visual_plan': text, 'visual_plan_pixels':
+        dict, 'goal_image': uint8 [S, S, 3]} for the heads that are on (S = the foresight tokenizer's image_size)."""
         B = len(image_sizes)
         plans = [{} for _ in range(B)]
-        for n, (ids, mask) in gen.items():
+        for n, g in gen.items():
             head = self.planning_heads[n]
+            if n == FORESIGHT:
+                imgs = (g.images.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # (b, s, s, 3)
+                for i in range(B): plans[i]["goal_image"] = imgs[i]
+                continue
+            ids, mask = g
             texts = head.decode(self.tokenizer, ids, mask)
             key = PLAN_BATCH_PREFIX[n]
             for i in range(B):
@@ -242,18 +285,16 @@ class IntegratedVLA(ActionOnlyVLA):
 
     @torch.no_grad()
     def predict_action(self, observation, steps: int|None=None, generator=None,
-                       return_plans: bool=False, # also return the generated plans (text, and visual plans in pixels)
-                       temperature: float=0.0): # plan sampling temperature (0 = greedy)
+                       return_plans: bool=False, # also return the generated plans (text, visual plans in pixels, goal image)
+                       temperature: float|None=None): # plan sampling temperature (0 = greedy; None: greedy text, `model.foresight.temperature` bits)
         "Un-normalized action chunk [T_chunk, D_action] (or [B, ...]); with `return_plans`, `(actions, plans)`."
         single = isinstance(observation, dict)
         obs = [observation] if single else list(observation)
         batch = {k: v.to(self.device) for k, v in self.processor(obs).items()}
         px = batch["pixel_values"].to(next(self.parameters()).dtype)
         o = self.vlm(px, batch["input_ids"], batch["attention_mask"])
-        gen = self._generate_plans(o, temperature) if (self.explicit or return_plans) else {}
-        plan_kv = [self.planning_heads[n].kv_for_action_head(self.planning_heads[n].project_context(o.keys, o.values, o.prefix_mask), ids, mask)
-                   for n, (ids, mask) in gen.items()] if self.explicit else []
-        ctx = self._action_context(o, plan_kv)
+        gen = self._generate_plans(o, temperature, decode=return_plans) if (self.explicit or return_plans) else {}
+        ctx = self._action_context(o, self._plan_kv(o, gen) if self.explicit else [])
         a = self.processor.actions(self.action_head.sample(ctx, batch["proprio"].to(px.dtype), steps=steps, generator=generator))
         a = a[0] if single else a
         if not return_plans: return a
@@ -261,11 +302,12 @@ class IntegratedVLA(ActionOnlyVLA):
         plans = self._decode(gen, sizes)
         return a, (plans[0] if single else plans)
 
-    def plan(self, observation, temperature: float=0.0) -> dict|list:
-        "Generated plans of an observation (or a list): texts, parsed language tags, visual plans in the camera's pixels."
+    def plan(self, observation, temperature: float|None=None) -> dict|list:
+        "Generated plans of an observation (or a list): texts, parsed language tags, visual plans in the camera's pixels, goal image."
         return self.predict_action(observation, return_plans=True, temperature=temperature, steps=1)[1]
 
 PARADIGMS = {"action_only": ActionOnlyVLA, "integrated": IntegratedVLA}
+FORESIGHT = "image_foresight_planning"  # the planning head that reads `goal_image` instead of plan tokens
 
 def build_vla(cfg: ModelConfig, tokenizer, stats=None, normalization="bounds_q99", action_skip_dims=None):
     "The paradigm named by `cfg.paradigm`; unknown names raise a ValueError listing the available ones."

@@ -11,31 +11,10 @@ from einops import rearrange
 from ..attention import blockwise_causal_mask, attend
 from .action import ActionExpertLayer
 from ..bsq import BSQAutoEncoder, BSQConfig
+from ..config import ForesightHeadConfig, ConfigError, validate_foresight  # the head's settings: section `model.foresight`
 
 # %% auto 0
-__all__ = ['ForesightHeadConfig', 'ForesightLayer', 'ForesightContext', 'ForesightOutput', 'ForesightGeneration', 'ForesightHead']
-
-# %% ../../nbs/08_foresight.ipynb
-@dataclass
-class ForesightHeadConfig:
-    "Configuration of `ForesightHead` (its own dataclass; the tokenizer's is `vlaos.bsq.BSQConfig`)."
-    hidden_size: int = 256  # head width (multiple of num_heads)
-    num_heads: int = 4
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0  # attention dropout in training
-    cond_dropout: float = 0.1  # classifier-free guidance: probability of dropping the VLM K/V of a sample (Infinity uses 0.1)
-    guidance_scale: float = 1.0  # default CFG weight w at generation (1 = no guidance)
-    temperature: float = 1.0  # bit sampling temperature at generation (0 = greedy)
-    scale_weights: tuple|None = None  # loss weight per scale; None = equal weights
-    self_correction_prob: float = 0.0  # bitwise self-correction flip probability when tokenizing the goal
-    tokenizer_path: str|None = None  # folder of a `BSQAutoEncoder.save_pretrained` (frozen)
-    scales: tuple|None = None  # expected scale schedule of the tokenizer (checked on load); None = accept it
-
-    def __post_init__(self):
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size={self.hidden_size} must be a multiple of num_heads={self.num_heads}")
-        if not 0 <= self.cond_dropout < 1: raise ValueError(f"cond_dropout={self.cond_dropout} must be in [0, 1)")
-        if self.scales is not None: self.scales = tuple(self.scales)
+__all__ = ['ForesightLayer', 'ForesightContext', 'ForesightOutput', 'ForesightGeneration', 'ForesightHead']
 
 # %% ../../nbs/08_foresight.ipynb
 class ForesightLayer(ActionExpertLayer):
@@ -75,6 +54,9 @@ class ForesightOutput:
     labels: torch.Tensor        # float [B, N, d] goal bits
     token_inputs: torch.Tensor  # [B, N − s_1², d] next-scale inputs (teacher forcing)
     bit_accuracy: torch.Tensor  # [K] fraction of bits predicted right per scale
+    action_keys: torch.Tensor|None = None    # [num_layers, B, N, vlm_kv_dim] K/V for the action head (`return_kv=True`)
+    action_values: torch.Tensor|None = None
+    action_mask: torch.Tensor|None = None    # bool [B, N]
 
 @dataclass
 class ForesightGeneration:
@@ -82,6 +64,7 @@ class ForesightGeneration:
     images: torch.Tensor        # [B, 3, H, W] in [0, 1] (clamped)
     bits: list                  # K tensors bool [B, s_k, s_k, d]
     token_inputs: torch.Tensor  # [B, N − s_1², d]
+    layer_kv: list|None = None  # per layer (k, v) [B, H, N, d_head] of the generated tokens (cached generation only)
 
 # %% ../../nbs/08_foresight.ipynb
 class ForesightHead(nn.Module):
@@ -89,14 +72,16 @@ class ForesightHead(nn.Module):
     def __init__(self, cfg: ForesightHeadConfig,
                  tokenizer: BSQAutoEncoder, # frozen multi-scale BSQ auto-encoder (notebook 05)
                  num_layers: int, # = LLM layers; head layer i reads LLM layer i
-                 vlm_kv_dim: int): # num_kv_heads * head_dim of the LLM
+                 vlm_kv_dim: int, # num_kv_heads * head_dim of the LLM
+                 explicit: bool=False): # build the projections of `kv_for_action_head` (explicit planning)
         super().__init__()
+        validate_foresight(cfg, need_path=False)
         tc = tokenizer.cfg
-        if cfg.scales is not None and cfg.scales != tc.scales:
-            raise ValueError(f"foresight scales={cfg.scales} but the tokenizer has scales={tc.scales} (latent side {tc.latent_size})")
-        if cfg.scale_weights is not None and len(cfg.scale_weights) != len(tc.scales):
-            raise ValueError(f"scale_weights has {len(cfg.scale_weights)} entries for {len(tc.scales)} scales {tc.scales}")
-        self.cfg, self.d, self.scales = cfg, tc.codebook_dim, tc.scales
+        if cfg.scales and tuple(cfg.scales) != tc.scales:
+            raise ConfigError(f"model.foresight.scales={list(cfg.scales)} but the tokenizer has scales={tc.scales} (latent side {tc.latent_size})")
+        if cfg.scale_weights and len(cfg.scale_weights) != len(tc.scales):
+            raise ConfigError(f"model.foresight.scale_weights has {len(cfg.scale_weights)} entries for the tokenizer's {len(tc.scales)} scales {tc.scales}")
+        self.cfg, self.d, self.scales, self.explicit = cfg, tc.codebook_dim, tc.scales, explicit
         self.tokenizer = tokenizer.eval().requires_grad_(False)
         h, n = cfg.hidden_size, sum(self.tokens_per_scale)
         self.start = nn.Parameter(torch.randn(1, self.tokens_per_scale[0], h) * 0.02)   # the first scale's queries
@@ -106,20 +91,28 @@ class ForesightHead(nn.Module):
         self.layers = nn.ModuleList([ForesightLayer(h, cfg.num_heads, vlm_kv_dim, cfg.mlp_ratio, cfg.dropout)
                                      for _ in range(num_layers)])
         self.norm, self.bit_out = nn.RMSNorm(h), nn.Linear(h, self.d)
-        self.to_vlm_k = nn.ModuleList([nn.Linear(h, vlm_kv_dim) for _ in range(num_layers)])  # explicit planning
-        self.to_vlm_v = nn.ModuleList([nn.Linear(h, vlm_kv_dim) for _ in range(num_layers)])
+        if explicit:  # only then: under DDP every trainable parameter must get a gradient each step
+            self.to_action_k = nn.ModuleList([nn.Linear(h, vlm_kv_dim) for _ in range(num_layers)])
+            self.to_action_v = nn.ModuleList([nn.Linear(h, vlm_kv_dim) for _ in range(num_layers)])
         sizes = self.tokens_per_scale
         self.register_buffer("scale_ids", torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)), persistent=False)
         self.register_buffer("token_mask", blockwise_causal_mask(sizes, causal=False), persistent=False)   # (n, n)
-        w = torch.tensor(cfg.scale_weights or [1.0] * len(sizes), dtype=torch.float)
+        w = torch.tensor(list(cfg.scale_weights or [1.0] * len(sizes)), dtype=torch.float)
         self.register_buffer("scale_weights", w / w.sum(), persistent=False)
 
     @classmethod
-    def from_config(cls, cfg: ForesightHeadConfig, num_layers: int, vlm_kv_dim: int):
-        "Build the head around the tokenizer at `cfg.tokenizer_path` (clear errors when missing or mismatched)."
-        if not cfg.tokenizer_path:
-            raise ValueError("ForesightHeadConfig.tokenizer_path is not set: train a tokenizer with `vlaos_bsq` and point to its folder")
-        return cls(cfg, BSQAutoEncoder.from_pretrained(cfg.tokenizer_path, expected_scales=cfg.scales), num_layers, vlm_kv_dim)
+    def from_config(cls, cfg: ForesightHeadConfig, num_layers: int, vlm_kv_dim: int, explicit: bool=False,
+                    key: str="model.foresight"): # config path named in errors
+        """Build the head around the frozen tokenizer at `cfg.tokenizer_path`. Raises `ConfigError` when the path is not
+        set or the tokenizer's scales (latent side) differ from `cfg.scales`, `FileNotFoundError` when the folder or
+        its files are missing; every message names `key.tokenizer_path` and the path."""
+        validate_foresight(cfg, key)
+        path = cfg.tokenizer_path
+        try: tok = BSQAutoEncoder.from_pretrained(path, expected_scales=tuple(cfg.scales) if cfg.scales else None)
+        except FileNotFoundError as e: raise FileNotFoundError(f"{key}.tokenizer_path={path!r}: {e}") from None
+        except ValueError as e: raise ConfigError(f"{key}.scales={list(cfg.scales)} does not match the tokenizer at "
+                                                  f"{key}.tokenizer_path={path!r}: {e}") from None
+        return cls(cfg, tok, num_layers, vlm_kv_dim, explicit)
 
     def train(self, mode: bool=True):
         super().train(mode); self.tokenizer.eval(); return self      # the tokenizer stays frozen in eval mode
@@ -166,15 +159,20 @@ class ForesightHead(nn.Module):
         logits = self.bit_out(self.norm(x))
         return (logits, kvs) if return_kv else logits
 
+    def action_kv(self, layer_kv: list): # per layer (k, v) [B, H, N, d_head]: the head's own K/V of all N tokens
+        "Own per-layer K/V -> keys, values [num_layers, B, N, vlm_kv_dim] and mask bool [B, N] for the action head."
+        if not self.explicit: raise ValueError("the action head's K/V need a foresight head built with explicit=True (model.planning_mode='explicit')")
+        ks = [f(rearrange(k, "b h n d -> b n (h d)")) for f, (k, _) in zip(self.to_action_k, layer_kv)]
+        vs = [f(rearrange(v, "b h n d -> b n (h d)")) for f, (_, v) in zip(self.to_action_v, layer_kv)]
+        k0 = layer_kv[0][0]
+        return torch.stack(ks), torch.stack(vs), torch.ones(k0.shape[0], k0.shape[2], dtype=torch.bool, device=k0.device)
+
     def kv_for_action_head(self, ctx: ForesightContext, token_inputs, # [B, N − s_1², d] (teacher-forced or generated)
                           ):
         """Explicit planning: keys, values [num_layers, B, N, vlm_kv_dim] and mask bool [B, N] (all True), to concatenate
         with the VLM K/V and prefix mask (same return as `vlaos.heads.planning.PlanningHead.kv_for_action_head`)."""
         _, kvs = self.forward_tokens(ctx, token_inputs, return_kv=True)
-        ks = [f(rearrange(k, "b h n d -> b n (h d)")) for f, (k, _) in zip(self.to_vlm_k, kvs)]
-        vs = [f(rearrange(v, "b h n d -> b n (h d)")) for f, (_, v) in zip(self.to_vlm_v, kvs)]
-        mask = torch.ones(token_inputs.shape[0], self.num_tokens, dtype=torch.bool, device=token_inputs.device)
-        return torch.stack(ks), torch.stack(vs), mask
+        return self.action_kv(kvs)
 
     @torch.no_grad()
     def tokenize_goal(self, goal_image, # [B, 3, H, W] in [0, 1]
@@ -186,16 +184,19 @@ class ForesightHead(nn.Module):
         return labels, torch.cat(q.next_inputs, 1)
 
     def loss(self, ctx: ForesightContext, goal_image, # [B, 3, H, W] in [0, 1]
-             generator=None) -> ForesightOutput:
+             generator=None,
+             return_kv: bool=False) -> ForesightOutput: # also the action head's K/V of the teacher-forced tokens (same pass)
         "Teacher-forced bitwise BCE, averaged per scale and weighted across scales."
         labels, inputs = self.tokenize_goal(goal_image, generator)
-        logits = self.forward_tokens(ctx, inputs)
+        logits, kvs = self.forward_tokens(ctx, inputs, return_kv=True)
         y = labels.float()
         bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(-1)   # (b, n)
         acc = ((logits > 0) == labels).float().mean(-1)                                  # (b, n)
         per_scale = torch.stack([bce[:, self.scale_ids == k].mean() for k in range(len(self.scales))])
         accs = torch.stack([acc[:, self.scale_ids == k].mean() for k in range(len(self.scales))])
-        return ForesightOutput((per_scale * self.scale_weights).sum(), per_scale.detach(), logits, y, inputs, accs.detach())
+        out = ForesightOutput((per_scale * self.scale_weights).sum(), per_scale.detach(), logits, y, inputs, accs.detach())
+        if return_kv: out.action_keys, out.action_values, out.action_mask = self.action_kv(kvs)
+        return out
 
     def _sample(self, logits, temperature, generator):
         if temperature == 0: return logits > 0
@@ -237,4 +238,5 @@ class ForesightHead(nn.Module):
             if k + 1 < len(self.scales): inputs = torch.cat([inputs, q.next_input(zhat, k + 1)], 1)
             start = end
         images = self.tokenizer.decode_latent(zhat).clamp(0, 1) if decode else None
-        return ForesightGeneration(images, bits, inputs)
+        layer_kv = [(k[:B], v[:B]) for k, v in cache] if use_cache else None                # conditional half with CFG
+        return ForesightGeneration(images, bits, inputs, layer_kv)
