@@ -14,7 +14,7 @@ from .prompting import build_prompt, train_bpe_tokenizer
 from .paradigms import build_vla
 
 # %% auto 0
-__all__ = ['synthetic_batch', 'bench_training', 'bench_inference', 'bench_loader', 'main']
+__all__ = ['PLAN_LENGTH_KEYS', 'synthetic_batch', 'bench_planning', 'bench_training', 'bench_inference', 'bench_loader', 'main']
 
 # %% ../nbs/15_bench.ipynb
 def _timeit(fn, iters: int, warmup: int=2, sync=None) -> float:
@@ -33,14 +33,43 @@ def _tiny_model(cfg: RunConfig, device):
                               cfg.model.tokenizer_vocab_size)
     return build_vla(cfg.model, tok).to(device), tok
 
-def synthetic_batch(model, B: int, device):
-    "A batch of the DESIGN.md schema with random images/proprio/actions."
+PLAN_LENGTH_KEYS = {"language_planning": ("language_plan", "max_language_plan_length"),
+                    "visual_planning": ("visual_plan", "max_visual_plan_length")}
+
+def synthetic_batch(model, B: int, device, plan_fill: float=0.75):
+    "A batch of the DESIGN.md schema with random images/proprio/actions (and random plans, `plan_fill` of max length)."
     c = model.cfg
     b = model.processor.prompts(["push the puck to the goal"] * B)
     S = c.vision.image_size
     b.update(pixel_values=torch.rand(B, c.num_views * c.history, 3, S, S), proprio=torch.randn(B, c.history, c.proprio_dim),
              actions=torch.rand(B, c.chunk_size, c.action_dim) * 2 - 1, action_pad_mask=torch.ones(B, c.chunk_size, dtype=torch.bool))
+    for head in getattr(c, "planning_heads", []):
+        if head == "image_foresight_planning": b["goal_image"] = torch.rand(B, 3, S, S); continue
+        prefix, length_key = PLAN_LENGTH_KEYS[head]
+        T = getattr(c, length_key)
+        ids = torch.randint(0, len(model.tokenizer), (B, T))
+        mask = torch.arange(T)[None].expand(B, T) < int(plan_fill * T)
+        b.update({f"{prefix}_ids": ids, f"{prefix}_mask": mask, f"{prefix}_labels": ids.masked_fill(~mask, -100)})
     return {k: v.to(device) for k, v in b.items()}
+
+@torch.no_grad()
+def bench_planning(cfg: RunConfig, max_new_tokens: int=48, batch_size: int=4, device="cpu") -> dict:
+    "Plan generation speed of each language / visual planning head: tokens/s with and without its K/V cache."
+    model, _ = _tiny_model(cfg, device)
+    model.eval()
+    b = synthetic_batch(model, batch_size, device)
+    o = model.vlm(b["pixel_values"], b["input_ids"], b["attention_mask"])
+    res = {}
+    for name, head in getattr(model, "planning_heads", {}).items():
+        if name not in PLAN_LENGTH_KEYS: continue
+        ctx = head.project_context(o.keys, o.values, o.prefix_mask)
+        eos, head.eos_id = head.eos_id, -1  # never stop early: every run generates max_new_tokens tokens per sample
+        try:
+            for cache in (True, False):
+                t = time.perf_counter(); head.generate(ctx, max_new_tokens=max_new_tokens, use_cache=cache)
+                res[f"{name}_tokens_per_s_{'cached' if cache else 'uncached'}"] = batch_size * max_new_tokens / (time.perf_counter() - t)
+        finally: head.eos_id = eos
+    return res
 
 def bench_training(cfg: RunConfig, batch_size: int=8, iters: int=5, device="cpu") -> dict:
     "Training samples/s of `cfg.model` (forward + backward + AdamW step) on a synthetic batch."
@@ -108,6 +137,7 @@ def main(config: str=None, # YAML run config (default: the `tiny` preset)
     res = {"device": device, "threads": torch.get_num_threads(), "config": config or "preset:tiny"}
     res.update(bench_training(cfg, bs, iters, device))
     res.update(bench_inference(cfg, iters, device))
+    res.update(bench_planning(cfg, device=device))
     ds = dataset or (cfg.data.dataset_dir if Path(cfg.data.dataset_dir).exists() else None)
     res.update(bench_loader(cfg, ds, batch_size=bs))
     res["loader_over_training"] = res["loader_samples_per_s"] / res["train_samples_per_s"]
