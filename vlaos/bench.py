@@ -114,6 +114,9 @@ def bench_loader(cfg: RunConfig, dataset_dir: str|None=None, batches: int=20, ba
         dataset_dir = write_toy_rlds(tempfile.mkdtemp(), schema="metaworld", episodes=8, steps=40, image_size=128)
     cfg.data.dataset_dir = str(dataset_dir)
     tok = train_bpe_tokenizer([build_prompt("push the puck to the goal")], cfg.model.tokenizer_vocab_size)
+    if "visual_planning" in cfg.model.planning_heads:  # as IntegratedVLA does to the run's tokenizer
+        from vlaos.heads.planning import add_location_tokens
+        add_location_tokens(tok, cfg.model.num_location_tokens)
     dl = make_dataloader(cfg.data, cfg.model, tok, batch_size, train=True, seed=0)
     it = iter(dl); next(it)  # build the pipeline and fill the shuffle buffer
     t = time.perf_counter()
