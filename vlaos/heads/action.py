@@ -46,14 +46,23 @@ class ActionExpertLayer(nn.Module):
         v = rearrange(self.vlm_v(values), "b l (h d) -> b h l d", h=self.num_heads)
         return k, v
 
+    def forward_kv(self, x, # [B, T, hidden] tokens of this step
+                   vlm_k, vlm_v, # [B, H, L, d] projected VLM K/V
+                   mask, # bool [B, 1, T, L + P + T]
+                   past=None): # (k, v) [B, H, P, d] of earlier tokens (a K/V cache), or None
+        "New hidden states [B, T, hidden] and the own (k, v) [B, H, P+T, d]; the planning heads decode with it."
+        q, k, v = rearrange(self.qkv(self.norm1(x)), "b t (three h d) -> three b h t d", three=3, h=self.num_heads)
+        if past is not None: k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)  # (b, h, p+t, d)
+        a = attend(q, torch.cat([vlm_k, k], 2), torch.cat([vlm_v, v], 2), mask,  # keys: (b, h, l+p+t, d)
+                   dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.out(rearrange(a, "b h t d -> b t (h d)"))
+        return x + self.mlp(self.norm2(x)), (k, v)
+
     def forward(self, x, # [B, T, hidden] expert tokens
                 vlm_k, vlm_v, # [B, H, L, d] projected VLM K/V
                 mask): # bool [B, 1, T, L+T]
-        q, k, v = rearrange(self.qkv(self.norm1(x)), "b t (three h d) -> three b h t d", three=3, h=self.num_heads)
-        k, v = torch.cat([vlm_k, k], 2), torch.cat([vlm_v, v], 2)  # (b, h, l+t, d)
-        a = attend(q, k, v, mask, dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.out(rearrange(a, "b h t d -> b t (h d)"))
-        return x + self.mlp(self.norm2(x))
+        "New hidden states [B, T, hidden]."
+        return self.forward_kv(x, vlm_k, vlm_v, mask)[0]
 
 # %% ../../nbs/06_action_head.ipynb
 @dataclass

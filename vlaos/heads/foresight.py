@@ -8,27 +8,13 @@ import math, time
 from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from einops import rearrange
-from ..attention import blockwise_causal_mask, attend
+from ..attention import blockwise_causal_mask
 from .action import ActionExpertLayer
 from ..bsq import BSQAutoEncoder, BSQConfig
 from ..config import ForesightHeadConfig, ConfigError, validate_foresight  # the head's settings: section `model.foresight`
 
 # %% auto 0
-__all__ = ['ForesightLayer', 'ForesightContext', 'ForesightOutput', 'ForesightGeneration', 'ForesightHead']
-
-# %% ../../nbs/08_foresight.ipynb
-class ForesightLayer(ActionExpertLayer):
-    "Action-expert layer that also returns its own K/V and accepts a cache of earlier tokens' K/V."
-    def forward_kv(self, x, # [B, T, hidden] tokens of this step
-                   vlm_k, vlm_v, # [B, H, L, d] projected VLM K/V
-                   mask, # bool [B, 1, T, L + T_past + T]
-                   past=None): # (k, v) [B, H, T_past, d] of earlier tokens, or None
-        q, k, v = rearrange(self.qkv(self.norm1(x)), "b t (three h d) -> three b h t d", three=3, h=self.num_heads)
-        if past is not None: k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)   # (b, h, t_past+t, d)
-        a = attend(q, torch.cat([vlm_k, k], 2), torch.cat([vlm_v, v], 2), mask,
-                   dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.out(rearrange(a, "b h t d -> b t (h d)"))
-        return x + self.mlp(self.norm2(x)), (k, v)
+__all__ = ['ForesightContext', 'ForesightOutput', 'ForesightGeneration', 'ForesightHead']
 
 # %% ../../nbs/08_foresight.ipynb
 @dataclass
@@ -88,7 +74,7 @@ class ForesightHead(nn.Module):
         self.input_proj = nn.Linear(self.d, h)
         self.pos = nn.Parameter(torch.randn(1, n, h) * 0.02)                             # learned position per token
         self.scale_emb = nn.Embedding(len(self.scales), h)
-        self.layers = nn.ModuleList([ForesightLayer(h, cfg.num_heads, vlm_kv_dim, cfg.mlp_ratio, cfg.dropout)
+        self.layers = nn.ModuleList([ActionExpertLayer(h, cfg.num_heads, vlm_kv_dim, cfg.mlp_ratio, cfg.dropout)
                                      for _ in range(num_layers)])
         self.norm, self.bit_out = nn.RMSNorm(h), nn.Linear(h, self.d)
         if explicit:  # only then: under DDP every trainable parameter must get a gradient each step

@@ -10,7 +10,8 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from einops import rearrange
 from ..config import PlanningHeadConfig, ModelConfig
-from ..attention import attend
+
+from .action import ActionExpertLayer
 
 # %% auto 0
 __all__ = ['LANGUAGE_PLAN_TAGS', 'VISUAL_PLAN_TAGS', 'REQUIRED_ANNOTATIONS', 'PLAN_BATCH_PREFIX', 'location_token',
@@ -237,37 +238,19 @@ def plan_attention_mask(prefix_mask, # bool [B, L] VLM prefix (True = real token
     pre = prefix_mask.bool()[:, None, :].expand(-1, num_queries, -1)  # (b, t, l)
     return torch.cat([pre, plan], -1)[:, None]
 
-class PlanningDecoderLayer(nn.Module):
-    "Pre-norm transformer layer over [projected VLM K/V | own causal K/V]; optional projections of its K/V for the action head."
+class PlanningDecoderLayer(ActionExpertLayer):
+    "The action expert's layer (own K/V cache via `forward_kv`), plus projections of its K/V to the LLM K/V width for explicit planning."
     def __init__(self, hidden_size: int, num_heads: int, vlm_kv_dim: int, mlp_ratio: float=4.0, dropout: float=0.0,
                  explicit: bool=False): # add the projections to the LLM K/V width (explicit planning)
-        super().__init__()
-        self.num_heads, self.dropout = num_heads, dropout
-        self.norm1 = nn.RMSNorm(hidden_size)
-        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
-        self.vlm_k, self.vlm_v = nn.Linear(vlm_kv_dim, hidden_size), nn.Linear(vlm_kv_dim, hidden_size)
-        self.out = nn.Linear(hidden_size, hidden_size)
-        self.norm2 = nn.RMSNorm(hidden_size)
-        hid = int(hidden_size * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(hidden_size, hid), nn.GELU(approximate="tanh"), nn.Linear(hid, hidden_size))
+        super().__init__(hidden_size, num_heads, vlm_kv_dim, mlp_ratio, dropout)
         if explicit: self.to_action_k, self.to_action_v = nn.Linear(hidden_size, vlm_kv_dim), nn.Linear(hidden_size, vlm_kv_dim)
-
-    def project_vlm_kv(self, keys, values): # [B, L, vlm_kv_dim] each
-        "VLM K/V of this layer -> this layer's heads: two tensors [B, H, L, d]."
-        return (rearrange(self.vlm_k(keys), "b l (h d) -> b h l d", h=self.num_heads),
-                rearrange(self.vlm_v(values), "b l (h d) -> b h l d", h=self.num_heads))
 
     def forward(self, x, # [B, T, hidden] new plan tokens
                 vlm_k, vlm_v, # [B, H, L, d] projected VLM K/V
                 mask, # bool [B, 1, T, L+P+T]
                 past=None): # (k, v) [B, H, P, d] of earlier plan tokens, or None
         "New hidden states [B, T, hidden] and the own (k, v) of past + new tokens [B, H, P+T, d]."
-        q, k, v = rearrange(self.qkv(self.norm1(x)), "b t (three h d) -> three b h t d", three=3, h=self.num_heads)
-        if past is not None: k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)  # (b, h, p+t, d)
-        a = attend(q, torch.cat([vlm_k, k], 2), torch.cat([vlm_v, v], 2), mask,
-                   dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.out(rearrange(a, "b h t d -> b t (h d)"))
-        return x + self.mlp(self.norm2(x)), (k, v)
+        return self.forward_kv(x, vlm_k, vlm_v, mask, past)
 
     def action_kv(self, k, v): # [B, H, T, d] own K/V
         "This layer's plan K/V projected to the LLM K/V width: two tensors [B, T, vlm_kv_dim]."
