@@ -303,9 +303,16 @@ class IntegratedVLA(ActionOnlyVLA):
         plans = self._decode(gen, sizes)
         return a, (plans[0] if single else plans)
 
+    @torch.no_grad()
     def plan(self, observation, temperature: float|None=None) -> dict|list:
         "Generated plans of an observation (or a list): texts, parsed language tags, visual plans in the camera's pixels, goal image."
-        return self.predict_action(observation, return_plans=True, temperature=temperature, steps=1)[1]
+        single = isinstance(observation, dict)
+        obs = [observation] if single else list(observation)
+        batch = {k: v.to(self.device) for k, v in self.processor(obs).items()}
+        o = self.vlm(batch["pixel_values"].to(next(self.parameters()).dtype), batch["input_ids"], batch["attention_mask"])
+        gen, _ = self._generate_plans(o, temperature)  # no action chunk: only the VLM pass and the planning heads
+        plans = self._decode(gen, [np.asarray(ob["images"][0]).shape[1::-1] for ob in obs])
+        return plans[0] if single else plans
 
 PARADIGMS = {"action_only": ActionOnlyVLA, "integrated": IntegratedVLA}
 FORESIGHT = "image_foresight_planning"  # the planning head that reads `goal_image` instead of plan tokens
