@@ -11,9 +11,9 @@ import yaml
 
 # %% auto 0
 __all__ = ['PLANNING_HEADS', 'CHOICES', 'POSITIVE', 'PRESETS', 'VisionConfig', 'LLMConfig', 'ActionHeadConfig',
-           'PlanningHeadConfig', 'ForesightHeadConfig', 'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig',
-           'RunConfig', 'ConfigError', 'validate_foresight', 'validate', 'from_dict', 'to_dict', 'preset',
-           'load_config', 'save_config', 'parse_overrides']
+           'PlanningHeadConfig', 'ForesightHeadConfig', 'LowLevelHeadConfig', 'ModelConfig', 'DataConfig',
+           'TrainConfig', 'EvalConfig', 'RunConfig', 'ConfigError', 'validate_foresight', 'validate', 'from_dict',
+           'to_dict', 'preset', 'load_config', 'save_config', 'parse_overrides']
 
 # %% ../nbs/00_config.ipynb
 @dataclass
@@ -75,9 +75,19 @@ class ForesightHeadConfig:
 PLANNING_HEADS = ["language_planning", "visual_planning", "image_foresight_planning"]  # names for model.planning_heads
 
 @dataclass
+class LowLevelHeadConfig:
+    """Hierarchical paradigm's low-level action head (VLA-OS `low_level_action_head.py`); section `model.low_level`.
+    Its expert layers (width, heads, objective, ODE steps) are those of `model.action_head`; these fields set how the
+    high level's plans are re-encoded as its plan tokens."""
+    patch_size: int = 8  # patch side (pixels) of the visual-plan and goal-image patch embeddings; divides model.vision.image_size
+    language_encoder: str = ""  # text encoder of the language plan: '' = the high level's own LLM over the plan tokens; else a transformers hub id / local path (VLA-OS: Qwen2.5-7B-Instruct)
+    language_encoder_layer: int = -1  # hidden layer of the text encoder whose states are the plan features (-1 = last)
+    raster_radius: float = 1.5  # half-width in pixels of the rasterised EE-flow path and affordance point
+
+@dataclass
 class ModelConfig:
     "The VLA: vision + LLM + heads, and the shapes of its inputs and outputs."
-    paradigm: str = "action_only"  # 'action_only' | 'integrated' (later: 'hierarchical')
+    paradigm: str = "action_only"  # 'action_only' | 'integrated' | 'hierarchical' (two stages: a frozen Integrated high level + a low-level head)
     vision: VisionConfig = field(default_factory=VisionConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     action_head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
@@ -102,6 +112,9 @@ class ModelConfig:
     max_visual_plan_length: int = 128  # visual-plan tokens (BOS + text and <loc_i> + EOS, padded / truncated)
     ee_flow_points: int = 4  # end-effector pixels in the VISUAL EE FLOW plan: steps t, t+s, ..., t+(n-1)s
     ee_flow_stride: int = 4  # s: steps between two EE FLOW points
+    high_level_checkpoint: str = ""  # 'hierarchical': the stage-1 IntegratedVLA (implicit) checkpoint, a save_pretrained dir or a run dir
+    plan_source: str = "generated"  # 'hierarchical' training: plans the frozen high level generates (as at inference; VLA-OS) | the dataset's 'ground_truth' plans (cheaper)
+    low_level: LowLevelHeadConfig = field(default_factory=LowLevelHeadConfig)  # the 'hierarchical' low-level head
 
 @dataclass
 class DataConfig:
@@ -163,7 +176,8 @@ class ConfigError(ValueError):
     "A config key or value is invalid; the message names the key path and the allowed keys or values."
 
 CHOICES = {
-    "model.paradigm": ["action_only", "integrated"],
+    "model.paradigm": ["action_only", "integrated", "hierarchical"],
+    "model.plan_source": ["generated", "ground_truth"],
     "model.planning_mode": ["implicit", "explicit"],
     "model.action_head.objective": ["flow_matching", "l1", "l2"],
     "model.prompt_style": ["plain", "qwen_chat"],
@@ -230,12 +244,23 @@ def validate(cfg: RunConfig) -> RunConfig:
     if m.paradigm == "integrated" and not m.planning_heads:
         raise ConfigError("model.paradigm='integrated' needs at least one of model.planning_heads "
                           f"{PLANNING_HEADS} (without planning heads use paradigm 'action_only')")
+    if m.paradigm == "hierarchical":
+        if not m.planning_heads:
+            raise ConfigError("model.paradigm='hierarchical' needs model.planning_heads: the plans of the high level that the "
+                              f"low-level head reads (a subset of the stage-1 model's heads, from {PLANNING_HEADS})")
+        if not m.high_level_checkpoint:
+            raise ConfigError("model.paradigm='hierarchical' needs model.high_level_checkpoint: the stage-1 IntegratedVLA "
+                              "checkpoint (train it first with paradigm 'integrated', planning_mode 'implicit')")
+        S, P = m.vision.image_size, m.low_level.patch_size
+        if not isinstance(P, int) or P <= 0 or S % P:
+            raise ConfigError(f"model.low_level.patch_size={P!r} must be a positive integer dividing model.vision.image_size={S}")
     if m.paradigm == "action_only" and m.planning_heads:
         raise ConfigError(f"model.planning_heads={m.planning_heads} has no effect with model.paradigm='action_only'; "
                           "use paradigm 'integrated'")
     p = m.planning_head
     if p.hidden_size % p.num_heads: raise ConfigError(f"model.planning_head.hidden_size={p.hidden_size} must be divisible by model.planning_head.num_heads={p.num_heads}")
-    if "image_foresight_planning" in m.planning_heads: validate_foresight(m.foresight)
+    if "image_foresight_planning" in m.planning_heads:  # a Hierarchical model takes the tokenizer from its stage-1 checkpoint
+        validate_foresight(m.foresight, need_path=m.paradigm != "hierarchical")
     for k in ("action_loss_weight", "planning_loss_weight"):
         if getattr(m, k) < 0: raise ConfigError(f"model.{k}={getattr(m, k)} must be >= 0")
     if cfg.eval.execute_steps > cfg.model.chunk_size:
