@@ -18,7 +18,8 @@ from .heads.planning import (build_planning_head, add_location_tokens, PLAN_BATC
 from .heads.foresight import ForesightHead
 
 # %% auto 0
-__all__ = ['PARADIGMS', 'FORESIGHT', 'VLAProcessor', 'VLAOutput', 'VLABase', 'ActionOnlyVLA', 'IntegratedVLA', 'build_vla']
+__all__ = ['PARADIGMS', 'FORESIGHT', 'VLAProcessor', 'VLAOutput', 'VLABase', 'ActionOnlyVLA', 'IntegratedVLA', 'paradigm_class',
+           'build_vla']
 
 # %% ../nbs/09_paradigms.ipynb
 class VLAProcessor:
@@ -110,14 +111,26 @@ class VLABase(nn.Module):
 
     @classmethod
     def from_pretrained(cls, ckpt_dir: str|Path, map_location="cpu"):
-        "Rebuild a paradigm from `save_pretrained` output (no network needed); raises FileNotFoundError naming the file."
+        """Rebuild a paradigm from `save_pretrained` output (no network needed). `VLABase.from_pretrained` returns the
+        paradigm the checkpoint holds; `IntegratedVLA.from_pretrained` etc. insist on their own. Raises
+        `FileNotFoundError` naming the missing file, `ValueError` when the checkpoint holds another paradigm."""
+        d = Path(ckpt_dir)
+        if not (d / "vlaos.json").exists(): raise FileNotFoundError(f"{d / 'vlaos.json'} not found: {d} is not a vlaos checkpoint")
+        meta = json.loads((d / "vlaos.json").read_text())
+        if cls is VLABase: return paradigm_class(meta["paradigm"])._load_pretrained(d, meta, map_location)
+        if meta["paradigm"] != cls.paradigm:
+            raise ValueError(f"{d} holds a {meta['paradigm']!r} model, not {cls.paradigm!r} ({cls.__name__}); "
+                             "load it with VLABase.from_pretrained")
+        return cls._load_pretrained(d, meta, map_location)
+
+    @classmethod
+    def _load_pretrained(cls, d: Path, meta: dict, map_location="cpu"):
+        "Rebuild this paradigm from checkpoint folder `d` (its `vlaos.json` already read as `meta`)."
         import yaml
         from safetensors.torch import load_model
-        d = Path(ckpt_dir)
-        for f in ["model.safetensors", "model_config.yaml", "llm_config.json", "vlaos.json", "tokenizer"]:
+        for f in ["model.safetensors", "model_config.yaml", "llm_config.json", "tokenizer"]:
             if not (d / f).exists(): raise FileNotFoundError(f"{d / f} not found: {d} is not a vlaos checkpoint")
-        meta = json.loads((d / "vlaos.json").read_text())
-        klass = PARADIGMS.get(meta["paradigm"], cls) if cls is VLABase else cls
+        klass = cls
         cfg = from_dict({"model": yaml.safe_load((d / "model_config.yaml").read_text())}).model
         cfg.vision.pretrained = False  # weights come from the checkpoint
         if (d / "bsq_tokenizer").exists(): cfg.foresight.tokenizer_path = str(d / "bsq_tokenizer")  # the frozen foresight tokenizer travels with the checkpoint
@@ -314,11 +327,16 @@ class IntegratedVLA(ActionOnlyVLA):
         plans = self._decode(gen, [np.asarray(ob["images"][0]).shape[1::-1] for ob in obs])
         return plans[0] if single else plans
 
-PARADIGMS = {"action_only": ActionOnlyVLA, "integrated": IntegratedVLA}
+PARADIGMS = {"action_only": ActionOnlyVLA, "integrated": IntegratedVLA}  # 'hierarchical' registers itself (notebook 09a)
 FORESIGHT = "image_foresight_planning"  # the planning head that reads `goal_image` instead of plan tokens
+
+def paradigm_class(name: str):
+    "The class of paradigm `name` (importing `vlaos.hierarchical` for 'hierarchical'); raises ValueError listing the available ones."
+    if name == "hierarchical" and name not in PARADIGMS: import vlaos.hierarchical  # noqa: F401 (registers HierarchicalVLA)
+    if name not in PARADIGMS:
+        raise ValueError(f"model.paradigm={name!r} is not available; choose one of {[*PARADIGMS, 'hierarchical'] if 'hierarchical' not in PARADIGMS else list(PARADIGMS)}")
+    return PARADIGMS[name]
 
 def build_vla(cfg: ModelConfig, tokenizer, stats=None, normalization="bounds_q99", action_skip_dims=None):
     "The paradigm named by `cfg.paradigm`; unknown names raise a ValueError listing the available ones."
-    if cfg.paradigm not in PARADIGMS:
-        raise ValueError(f"model.paradigm={cfg.paradigm!r} is not available; choose one of {list(PARADIGMS)}")
-    return PARADIGMS[cfg.paradigm](cfg, tokenizer, stats, normalization, action_skip_dims)
+    return paradigm_class(cfg.paradigm)(cfg, tokenizer, stats, normalization, action_skip_dims)

@@ -17,7 +17,7 @@ __all__ = ['EVAL_KEYS', 'SUBPROCESS_ENV', 'StudyCell', 'StudySpec', 'nested_over
            'run_dir', 'final_model_dir', 'cell_config', 'trained_step', 'eval_protocol', 'read_record', 'cell_status',
            'train_command', 'eval_command', 'make_record', 'make_record_cost', 'run_setup', 'run_cell',
            'collect_results', 'write_results', 'plot_study', 'study_table', 'episode_outcomes', 'paired_comparison',
-           'run_study', 'main']
+           'run_study', 'main', 'verdict', 'render_study_tables']
 
 # %% ../nbs/16_study.ipynb
 @dataclass
@@ -417,3 +417,22 @@ def main(study: str, # path to a study YAML
         ):
     "Train and evaluate every cell of a study (resumable: rerun the same command to continue)."
     run_study(study, cells.split(",") if cells else None, [int(s) for s in seeds.split(",")] if seeds else None, dry_run)
+
+# %% ../nbs/16_study.ipynb
+def verdict(cmp: dict, alpha: float=0.05) -> str:
+    "'supports' / 'contradicts' / 'cannot resolve' the claim 'a >= b' of a `paired_comparison` result."
+    lo, hi = cmp["ci95"]
+    if cmp["p_value"] < alpha and lo > 0: return "supports"
+    if cmp["p_value"] < alpha and hi < 0: return "contradicts"
+    return "cannot resolve"
+
+def render_study_tables(markdown: str, root: str|Path=".") -> str:
+    "Replace each line `<!-- vlaos_study_table: PATH -->` by `study_table` of the results JSON at PATH (relative to `root`)."
+    out = []
+    for line in markdown.split("\n"):
+        m = _re.fullmatch(r"\s*<!-- vlaos_study_table: (\S+) -->\s*", line)
+        if not m: out.append(line); continue
+        p = Path(root) / m.group(1)
+        if not p.exists(): raise FileNotFoundError(f"{p} (named by a vlaos_study_table marker) does not exist")
+        out.append(study_table(json.loads(p.read_text())))
+    return "\n".join(out)

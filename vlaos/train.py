@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_train.ipynb 3
 from __future__ import annotations
-import json, os, time
+import dataclasses, json, os, time
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, Param
@@ -33,7 +33,11 @@ def annotation_texts(dataset_dir, spec="metaworld", split="train", max_episodes:
     return sorted(found)
 
 def run_tokenizer(cfg: RunConfig, accelerator):
-    "The run's tokenizer: `model.tokenizer` if set, else a BPE trained once (rank 0) and saved in `output_dir/tokenizer`."
+    """The run's tokenizer: the stage-1 model's for a Hierarchical run (its plans are in those tokens), `model.tokenizer`
+    if set, else a BPE trained once (rank 0) and saved in `output_dir/tokenizer`."""
+    if cfg.model.paradigm == "hierarchical":
+        from vlaos.hierarchical import resolve_model_dir
+        return load_tokenizer(str(resolve_model_dir(cfg.model.high_level_checkpoint) / "tokenizer"))
     if cfg.model.tokenizer: return load_tokenizer(cfg.model.tokenizer)
     path = Path(cfg.train.output_dir) / "tokenizer"
     if accelerator.is_main_process and not (path / "tokenizer.json").exists():
@@ -67,7 +71,10 @@ def train(cfg: RunConfig, # resolved run config
     model = build_vla(cfg.model, tokenizer, stats, cfg.data.normalization, spec.gripper_dims)
     state = Trainer.resume_state(out) if resume else None
     skip = state["micro_batches_seen"] * cfg.train.batch_size if state else 0  # this rank's samples already consumed
-    loader = make_dataloader(cfg.data, cfg.model, tokenizer, cfg.train.batch_size, train=True, seed=cfg.train.seed,
+    # a Hierarchical run that generates its plans needs no planning targets from the loader
+    generated = cfg.model.paradigm == "hierarchical" and cfg.model.plan_source == "generated"
+    loader_model_cfg = dataclasses.replace(cfg.model, planning_heads=[]) if generated else cfg.model
+    loader = make_dataloader(cfg.data, loader_model_cfg, tokenizer, cfg.train.batch_size, train=True, seed=cfg.train.seed,
                              rank=accelerator.process_index, world_size=accelerator.num_processes, skip_samples=skip)
     trainer = Trainer(model, cfg.train, cfg, accelerator=accelerator, save_fn=lambda m, d: m.save_pretrained(d))
     metrics = trainer.fit(loader, resume=bool(resume), max_steps=max_steps)
