@@ -14,7 +14,8 @@ from .prompting import build_prompt, train_bpe_tokenizer
 from .paradigms import build_vla
 
 # %% auto 0
-__all__ = ['PLAN_LENGTH_KEYS', 'synthetic_batch', 'bench_planning', 'bench_training', 'bench_inference', 'bench_loader', 'main']
+__all__ = ['PLAN_LENGTH_KEYS', 'synthetic_batch', 'bench_planning', 'bench_training', 'bench_inference', 'bench_loader',
+           'bench_plan_sources', 'main']
 
 # %% ../nbs/15_bench.ipynb
 def _timeit(fn, iters: int, warmup: int=2, sync=None) -> float:
@@ -125,6 +126,29 @@ def bench_loader(cfg: RunConfig, dataset_dir: str|None=None, batches: int=20, ba
     return {"loader_samples_per_s": batches * batch_size / s, "loader_batch_size": batch_size}
 
 # %% ../nbs/15_bench.ipynb
+def bench_plan_sources(cfg: RunConfig, batch_size: int=8, iters: int=3, device="cpu") -> dict:
+    "Hierarchical stage-2 training samples/s with generated vs ground-truth plans (see above); heads: `cfg.model.planning_heads` or language + visual."
+    import copy
+    from vlaos.hierarchical import HierarchicalVLA
+    c1 = copy.deepcopy(cfg)
+    c1.model.paradigm, c1.model.planning_mode = "integrated", "implicit"
+    c1.model.planning_heads = list(cfg.model.planning_heads) or ["language_planning", "visual_planning"]
+    high, _ = _tiny_model(c1, device)
+    res = {}
+    for source in ("ground_truth", "generated"):
+        m = copy.deepcopy(c1.model)
+        m.paradigm, m.plan_source, m.high_level_checkpoint = "hierarchical", source, "(in memory)"
+        model = HierarchicalVLA(m, None, high_level=high).to(device).train()
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        batch = synthetic_batch(high, batch_size, device)
+        def step():
+            loss = model(batch).loss; opt.zero_grad(); loss.backward(); opt.step()
+        s = _timeit(step, iters, warmup=1, sync=torch.cuda.synchronize if str(device).startswith("cuda") else None)
+        res[f"hierarchical_{source}_samples_per_s"] = batch_size / s
+    res["hierarchical_generated_cost_ratio"] = res["hierarchical_ground_truth_samples_per_s"] / res["hierarchical_generated_samples_per_s"]
+    return res
+
+# %% ../nbs/15_bench.ipynb
 @call_parse
 def main(config: str=None, # YAML run config (default: the `tiny` preset)
          device: str="cpu", # 'cpu' or 'cuda'
@@ -141,6 +165,7 @@ def main(config: str=None, # YAML run config (default: the `tiny` preset)
     res.update(bench_training(cfg, bs, iters, device))
     res.update(bench_inference(cfg, iters, device))
     res.update(bench_planning(cfg, device=device))
+    if cfg.model.planning_heads: res.update(bench_plan_sources(cfg, bs, max(1, iters // 3), device))
     ds = dataset or (cfg.data.dataset_dir if Path(cfg.data.dataset_dir).exists() else None)
     res.update(bench_loader(cfg, ds, batch_size=bs))
     res["loader_over_training"] = res["loader_samples_per_s"] / res["train_samples_per_s"]
