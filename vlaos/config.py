@@ -81,7 +81,7 @@ class LowLevelHeadConfig:
     high level's plans are re-encoded as its plan tokens."""
     patch_size: int = 8  # patch side (pixels) of the visual-plan and goal-image patch embeddings; divides model.vision.image_size
     language_encoder: str = ""  # text encoder of the language plan: '' = the high level's own LLM over the plan tokens; else a transformers hub id / local path (VLA-OS: Qwen2.5-7B-Instruct)
-    language_encoder_layer: int = -1  # hidden layer of the text encoder whose states are the plan features (-1 = last)
+    language_encoder_layer: int = -2  # hidden layer of the text encoder giving the plan features; -2: the default encoder (the high level's LLM) never trains its last layer's attention output, MLP and final norm (they do not reach the K/V)
     raster_radius: float = 1.5  # half-width in pixels of the rasterised EE-flow path and affordance point
 
 @dataclass

@@ -280,8 +280,11 @@ def collect_results(spec: StudySpec, study_path: str|Path|None=None) -> dict:
     for c in spec.cells:
         runs = []
         for s in spec.seeds:
-            r = read_record(cell_config(spec, c, s))
-            if r: runs.append(r)
+            cfg = cell_config(spec, c, s)
+            r = read_record(cfg)
+            if r:
+                rc = Path(cfg.train.output_dir) / "study_config.yaml"  # the resolved run config it was trained with
+                runs.append({**r, "config": yaml.safe_load(rc.read_text()) if rc.exists() else None})
             else: missing.append({"cell": c.name, "seed": s, "status": cell_status(spec, c, s)})
         succ, n = sum(r["successes"] for r in runs), sum(r["episodes"] for r in runs)
         rates = [r["success_rate"] for r in runs]
@@ -324,7 +327,7 @@ def plot_study(results: dict, path=None, title: str|None=None):
     for i, c in enumerate(cells):
         a2.errorbar(cost[i], rate[i], yerr=[[max(rate[i] - ci[i, 0], 0)], [max(ci[i, 1] - rate[i], 0)]], fmt="o",
                     color=cols[i], capsize=3, label=c["label"])
-    a2.set_xlabel("training cost (minutes, incl. stage 1)"); a2.set_ylabel("success rate")
+    a2.set_xlabel("training cost (minutes, incl. stage 1)"); a2.set_ylabel("success rate"); a2.set_xlim(left=0)
     a2.set_ylim(0, 1.05); a2.legend(fontsize=7, loc="best"); a2.set_title("success vs training cost", fontsize=10)
     fig.tight_layout()
     if path: fig.savefig(path, dpi=110); plt.close(fig)
