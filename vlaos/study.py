@@ -14,10 +14,10 @@ from .evaluate import wilson_interval
 
 # %% auto 0
 __all__ = ['EVAL_KEYS', 'SUBPROCESS_ENV', 'StudyCell', 'StudySpec', 'nested_overrides', 'merge_overrides', 'load_study',
-           'run_dir', 'final_model_dir', 'cell_config', 'trained_step', 'eval_protocol', 'read_record', 'cell_status',
-           'train_command', 'eval_command', 'make_record', 'make_record_cost', 'run_setup', 'run_cell',
-           'collect_results', 'write_results', 'plot_study', 'study_table', 'episode_outcomes', 'paired_comparison',
-           'run_study', 'main', 'verdict', 'render_study_tables']
+           'run_dir', 'final_model_dir', 'cell_config', 'trained_step', 'eval_protocol', 'read_record',
+           'previous_records', 'find_record', 'cell_status', 'train_command', 'eval_command', 'make_record',
+           'make_record_cost', 'run_setup', 'run_cell', 'collect_results', 'write_results', 'plot_study', 'study_table',
+           'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'render_study_tables']
 
 # %% ../nbs/16_study.ipynb
 @dataclass
@@ -158,10 +158,31 @@ def read_record(cfg: RunConfig) -> dict|None:
     ok = r.get("eval_protocol") == eval_protocol(cfg) and r.get("steps") == cfg.train.max_steps
     return r if ok else None
 
+def previous_records(spec: StudySpec) -> dict:
+    "{(cell, seed): run record} of the study's existing results file, which carries finished work to another machine."
+    p = Path(spec.results)
+    if not p.exists(): return {}
+    try: old = json.loads(p.read_text())
+    except json.JSONDecodeError: return {}
+    return {(c["name"], r["seed"]): r for c in old.get("cells", []) for r in c.get("runs", [])}
+
+def find_record(spec: StudySpec, cell: StudyCell, seed: int, previous: dict|None=None) -> dict|None:
+    """The record of a finished cell and seed: from its run directory (with the resolved run config attached), else
+    from `previous` (`previous_records`) when that record has the same overrides, budget and evaluation protocol."""
+    cfg = cell_config(spec, cell, seed)
+    r = read_record(cfg)
+    if r:
+        rc = Path(cfg.train.output_dir) / "study_config.yaml"  # the resolved run config it was trained with
+        return {**r, "config": yaml.safe_load(rc.read_text()) if rc.exists() else None}
+    p = (previous or {}).get((cell.name, seed))
+    if p and p.get("eval_protocol") == eval_protocol(cfg) and p.get("steps") == cfg.train.max_steps and p.get("set") == cell.set:
+        return p
+    return None
+
 def cell_status(spec: StudySpec, cell: StudyCell, seed: int) -> str:
     "'done' (evaluated), 'trained' (evaluation missing), 'partial' (some steps), 'blocked' (stage 1 not done), 'todo'."
     cfg = cell_config(spec, cell, seed)
-    if read_record(cfg): return "done"
+    if find_record(spec, cell, seed, previous_records(spec)): return "done"
     step = trained_step(cfg)
     if step >= cfg.train.max_steps: return "trained"
     if cell.stage1 and cell_status(spec, _cell(spec, cell.stage1), seed) not in ("done", "trained"): return "blocked"
@@ -246,7 +267,7 @@ def run_setup(spec: StudySpec, log=print):
 def run_cell(spec: StudySpec, cell: StudyCell, seed: int, log=print) -> dict|None:
     "Train (resuming) and evaluate one cell and seed unless already done; returns its record, or None if a step failed."
     cfg = cell_config(spec, cell, seed)
-    rec = read_record(cfg)
+    rec = find_record(spec, cell, seed, previous_records(spec))
     if rec: return rec
     out = Path(cfg.train.output_dir); out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "study_config.yaml"
@@ -276,15 +297,12 @@ def run_cell(spec: StudySpec, cell: StudyCell, seed: int, log=print) -> dict|Non
 # %% ../nbs/16_study.ipynb
 def collect_results(spec: StudySpec, study_path: str|Path|None=None) -> dict:
     "The study's results dict (see above)."
-    cells, missing = [], []
+    cells, missing, previous = [], [], previous_records(spec)
     for c in spec.cells:
         runs = []
         for s in spec.seeds:
-            cfg = cell_config(spec, c, s)
-            r = read_record(cfg)
-            if r:
-                rc = Path(cfg.train.output_dir) / "study_config.yaml"  # the resolved run config it was trained with
-                runs.append({**r, "config": yaml.safe_load(rc.read_text()) if rc.exists() else None})
+            r = find_record(spec, c, s, previous)
+            if r: runs.append(r)
             else: missing.append({"cell": c.name, "seed": s, "status": cell_status(spec, c, s)})
         succ, n = sum(r["successes"] for r in runs), sum(r["episodes"] for r in runs)
         rates = [r["success_rate"] for r in runs]
@@ -301,9 +319,12 @@ def collect_results(spec: StudySpec, study_path: str|Path|None=None) -> dict:
             "complete": not missing}
 
 def write_results(results: dict, path: str|Path):
-    "Write the results JSON atomically."
+    "Write the results JSON atomically (a unique temporary file, then a rename)."
+    import tempfile
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp"); tmp.write_text(json.dumps(results, indent=1)); os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f: f.write(json.dumps(results, indent=1))
+    os.replace(tmp, path)
 
 # %% ../nbs/16_study.ipynb
 def plot_study(results: dict, path=None, title: str|None=None):
@@ -395,7 +416,8 @@ def run_study(study: str|Path, cells: list[str]|None=None, seeds: list[int]|None
     log(f"study {spec.name}: {len(todo_cells)} cells x {len(todo_seeds)} seeds -> {spec.results}")
     for s in todo_seeds:
         for c in todo_cells: log(f"  {c.name}/seed{s}: {cell_status(spec, c, s)}")
-    if dry_run: return collect_results(spec, study)
+    if dry_run:
+        res = collect_results(spec, study); write_results(res, spec.results); return res
     run_setup(spec, log)
     t0 = time.time()
     for s in todo_seeds:  # seed-major: a first full pass over the cells before any second seed
