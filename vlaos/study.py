@@ -324,6 +324,7 @@ def write_results(results: dict, path: str|Path):
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f: f.write(json.dumps(results, indent=1))
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a results file is for everyone
     os.replace(tmp, path)
 
 # %% ../nbs/16_study.ipynb
