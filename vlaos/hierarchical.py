@@ -2,18 +2,18 @@
 
 # %% ../nbs/09a_hierarchical.ipynb 3
 from __future__ import annotations
-import json, warnings
+import json
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
+from fastcore.basics import patch
 from .config import ModelConfig, from_dict, to_dict
 from .paradigms import VLABase, VLAProcessor, VLAOutput, IntegratedVLA, PARADIGMS, FORESIGHT
 from .heads.planning import PLAN_BATCH_PREFIX
 from .heads.low_level import LowLevelActionHead, rasterize_visual_plans
 
 # %% auto 0
-__all__ = ['OBSERVATION_KEYS', 'resolve_model_dir', 'check_high_level', 'load_high_level', 'HierarchicalVLA', 'language_features',
-           'plan_inputs', 'forward', 'predict_action', 'save_pretrained']
+__all__ = ['OBSERVATION_KEYS', 'resolve_model_dir', 'check_high_level', 'load_high_level', 'HierarchicalVLA']
 
 # %% ../nbs/09a_hierarchical.ipynb
 OBSERVATION_KEYS = ["num_views", "history", "vision.image_size", "max_prompt_length", "prompt_style"]  # must match the high level's
@@ -57,15 +57,13 @@ def check_high_level(cfg: ModelConfig, high_level, source: str="the stage-1 mode
                              "level reads the same observations, so these must match")
 
 def load_high_level(cfg: ModelConfig, map_location="cpu") -> IntegratedVLA:
-    "The stage-1 model named by `cfg.high_level_checkpoint`, checked against `cfg` (errors name the key)."
+    "The stage-1 model named by `cfg.high_level_checkpoint`; raises `FileNotFoundError` / `ValueError` naming the key."
     d = resolve_model_dir(cfg.high_level_checkpoint)
     meta = json.loads((d / "vlaos.json").read_text())
     if meta.get("paradigm") != "integrated":
         raise ValueError(f"model.high_level_checkpoint={cfg.high_level_checkpoint!r} holds a {meta.get('paradigm')!r} model; "
                          "the Hierarchical paradigm's stage 1 must be an Integrated model (paradigm 'integrated')")
-    hl = IntegratedVLA.from_pretrained(d, map_location)
-    check_high_level(cfg, hl, str(d))
-    return hl
+    return IntegratedVLA.from_pretrained(d, map_location)  # HierarchicalVLA checks it against cfg
 
 # %% ../nbs/09a_hierarchical.ipynb
 class HierarchicalVLA(VLABase):
@@ -82,7 +80,7 @@ class HierarchicalVLA(VLABase):
         nn.Module.__init__(self)
         if cfg.paradigm != "hierarchical": raise ValueError(f"HierarchicalVLA needs model.paradigm='hierarchical', got {cfg.paradigm!r}")
         hl = high_level if high_level is not None else load_high_level(cfg)
-        check_high_level(cfg, hl)
+        check_high_level(cfg, hl, "the given high level" if high_level is not None else repr(cfg.high_level_checkpoint))
         self.cfg, self.tokenizer = cfg, hl.tokenizer
         self.processor = VLAProcessor(cfg, hl.tokenizer, stats if stats is not None else hl.processor.stats, normalization, action_skip_dims)
         self.high_level = hl.requires_grad_(False).eval()
@@ -118,6 +116,7 @@ class HierarchicalVLA(VLABase):
         return self
 
 # %% ../nbs/09a_hierarchical.ipynb
+@patch
 @torch.no_grad()
 def language_features(self: HierarchicalVLA, ids, # long [B, T] plan tokens of the high level's tokenizer (BOS first)
                       mask): # bool [B, T]
@@ -131,8 +130,8 @@ def language_features(self: HierarchicalVLA, ids, # long [B, T] plan tokens of t
                               max_length=self.cfg.max_language_plan_length).to(ids.device)
     out = self.text_encoder(**enc, output_hidden_states=True)
     return out.hidden_states[layer], enc["attention_mask"].bool()
-HierarchicalVLA.language_features = language_features
 
+@patch
 @torch.no_grad()
 def plan_inputs(self: HierarchicalVLA, o, # the high level's `VLMOutput`
                 pixel_values, # float [B, N_img, 3, S, S]: the current primary frame is image `history - 1`
@@ -164,9 +163,9 @@ def plan_inputs(self: HierarchicalVLA, o, # the high level's `VLMOutput`
             planes = rasterize_visual_plans(head.decode_pixels(self.tokenizer, ids, mask, S), S, self.cfg.low_level.raster_radius)
             inputs["visual"] = (planes.to(pixel_values.device), pixel_values[:, self.cfg.history - 1].float())
     return inputs, gen
-HierarchicalVLA.plan_inputs = plan_inputs
 
 # %% ../nbs/09a_hierarchical.ipynb
+@patch
 def _context(self: HierarchicalVLA, batch: dict, plan_batch: dict|None, temperature=None, generator=None):
     "(low-level `ActionContext`, generations) of a model-input batch: the frozen high level runs under no_grad."
     px = batch["pixel_values"].to(next(self.low_level_head.parameters()).dtype)
@@ -175,8 +174,8 @@ def _context(self: HierarchicalVLA, batch: dict, plan_batch: dict|None, temperat
         inputs, gen = self.plan_inputs(o, px, plan_batch, temperature, generator)
     head = self.low_level_head
     return head.project_context(o.keys, o.values, o.prefix_mask, *head.plan_tokens(**inputs)), gen
-HierarchicalVLA._context = _context
 
+@patch
 def forward(self: HierarchicalVLA, batch: dict) -> VLAOutput:
     "Low-level loss on a collated batch (+ the planning targets of each head and `goal_image` for `plan_source='ground_truth'`)."
     need = {"pixel_values", "input_ids", "attention_mask", "proprio", "actions"}
@@ -194,8 +193,8 @@ def forward(self: HierarchicalVLA, batch: dict) -> VLAOutput:
     ctx, _ = self._context(batch, batch if gt else None)
     loss = self.low_level_head.loss(ctx, a, batch["proprio"], batch.get("action_pad_mask"))
     return VLAOutput(loss, {"action": loss.detach()})
-HierarchicalVLA.forward = forward
 
+@patch
 @torch.no_grad()
 def predict_action(self: HierarchicalVLA, observation, # dict {'images', 'proprio', 'instruction'} or a list of them
                    steps: int|None=None, # ODE steps (default: model.action_head.num_inference_steps)
@@ -213,9 +212,9 @@ def predict_action(self: HierarchicalVLA, observation, # dict {'images', 'propri
     if not return_plans: return a
     plans = self.high_level._decode(gen, [np.asarray(ob["images"][0]).shape[1::-1] for ob in obs])
     return a, (plans[0] if single else plans)
-HierarchicalVLA.predict_action = predict_action
 
 # %% ../nbs/09a_hierarchical.ipynb
+@patch
 def save_pretrained(self: HierarchicalVLA, out_dir: str|Path):
     "Write both levels to `out_dir` (see above)."
     import yaml
@@ -230,10 +229,10 @@ def save_pretrained(self: HierarchicalVLA, out_dir: str|Path):
     if p.stats is not None: (out / "dataset_statistics.json").write_text(json.dumps(p.stats, indent=1))
     meta = {"paradigm": self.paradigm, "normalization": p.normalization, "action_skip_dims": p.action_skip_dims}
     (out / "vlaos.json").write_text(json.dumps(meta, indent=1))
-HierarchicalVLA.save_pretrained = save_pretrained
 
-@classmethod
-def _load_pretrained(cls, d: Path, meta: dict, map_location="cpu"):
+@patch(cls_method=True)
+def _load_pretrained(cls: HierarchicalVLA, d: Path, meta: dict, map_location="cpu"):
+    "Both levels from checkpoint folder `d` (see above); raises `FileNotFoundError` naming a missing file."
     import yaml
     from safetensors.torch import load_model
     for f in ["low_level_head.safetensors", "model_config.yaml", "high_level/vlaos.json"]:
@@ -246,6 +245,5 @@ def _load_pretrained(cls, d: Path, meta: dict, map_location="cpu"):
                 high_level=IntegratedVLA.from_pretrained(d / "high_level", map_location))
     load_model(model.low_level_head, str(d / "low_level_head.safetensors"), device=str(map_location))
     return model.eval()
-HierarchicalVLA._load_pretrained = _load_pretrained
 
 PARADIGMS["hierarchical"] = HierarchicalVLA

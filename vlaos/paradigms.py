@@ -130,14 +130,13 @@ class VLABase(nn.Module):
         from safetensors.torch import load_model
         for f in ["model.safetensors", "model_config.yaml", "llm_config.json", "tokenizer"]:
             if not (d / f).exists(): raise FileNotFoundError(f"{d / f} not found: {d} is not a vlaos checkpoint")
-        klass = cls
         cfg = from_dict({"model": yaml.safe_load((d / "model_config.yaml").read_text())}).model
         cfg.vision.pretrained = False  # weights come from the checkpoint
         if (d / "bsq_tokenizer").exists(): cfg.foresight.tokenizer_path = str(d / "bsq_tokenizer")  # the frozen foresight tokenizer travels with the checkpoint
         llm_cfg = json.loads((d / "llm_config.json").read_text())
         llm = llm_from_hf_config(llm_cfg, cfg.llm.attn_implementation)
         stats = json.loads((d / "dataset_statistics.json").read_text()) if (d / "dataset_statistics.json").exists() else None
-        model = klass(cfg, load_tokenizer(str(d / "tokenizer")), stats, meta["normalization"], meta["action_skip_dims"], llm=llm)
+        model = cls(cfg, load_tokenizer(str(d / "tokenizer")), stats, meta["normalization"], meta["action_skip_dims"], llm=llm)
         load_model(model, str(d / "model.safetensors"), device=str(map_location))
         return model.eval()
 
@@ -334,7 +333,7 @@ def paradigm_class(name: str):
     "The class of paradigm `name` (importing `vlaos.hierarchical` for 'hierarchical'); raises ValueError listing the available ones."
     if name == "hierarchical" and name not in PARADIGMS: import vlaos.hierarchical  # noqa: F401 (registers HierarchicalVLA)
     if name not in PARADIGMS:
-        raise ValueError(f"model.paradigm={name!r} is not available; choose one of {[*PARADIGMS, 'hierarchical'] if 'hierarchical' not in PARADIGMS else list(PARADIGMS)}")
+        raise ValueError(f"model.paradigm={name!r} is not available; choose one of {sorted({*PARADIGMS, 'hierarchical'})}")
     return PARADIGMS[name]
 
 def build_vla(cfg: ModelConfig, tokenizer, stats=None, normalization="bounds_q99", action_skip_dims=None):

@@ -2,12 +2,12 @@
 
 # %% ../nbs/16_study.ipynb 3
 from __future__ import annotations
-import copy, json, math, os, shlex, subprocess, sys, time
-from dataclasses import dataclass, field, fields, asdict
+import copy, json, os, re, shlex, subprocess, sys, time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
 import yaml
-from fastcore.script import call_parse, Param
+from fastcore.script import call_parse
 from .config import ConfigError, RunConfig, load_config, save_config
 from .training import checkpoint_dir, latest_checkpoint
 from .evaluate import wilson_interval
@@ -16,7 +16,7 @@ from .evaluate import wilson_interval
 __all__ = ['EVAL_KEYS', 'SUBPROCESS_ENV', 'StudyCell', 'StudySpec', 'nested_overrides', 'merge_overrides', 'load_study',
            'run_dir', 'final_model_dir', 'cell_config', 'trained_step', 'eval_protocol', 'read_record',
            'previous_records', 'find_record', 'cell_status', 'train_command', 'eval_command', 'make_record',
-           'make_record_cost', 'run_setup', 'run_cell', 'collect_results', 'write_results', 'plot_study', 'study_table',
+           'train_cost', 'run_setup', 'run_cell', 'collect_results', 'write_results', 'plot_study', 'study_table',
            'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'render_study_tables']
 
 # %% ../nbs/16_study.ipynb
@@ -72,8 +72,7 @@ def merge_overrides(*ds) -> dict:
     return out
 
 # %% ../nbs/16_study.ipynb
-import re as _re
-_NAME = _re.compile(r"[A-Za-z0-9_\-]+")
+_NAME = re.compile(r"[A-Za-z0-9_\-]+")
 
 def _strict(cls, d: dict, where: str):
     if not isinstance(d, dict): raise ConfigError(f"{where} must be a mapping, got {type(d).__name__}")
@@ -225,9 +224,7 @@ def make_record(spec: StudySpec, cell: StudyCell, seed: int, eval_results: dict)
     "The study record of a trained and evaluated run (see above)."
     cfg = cell_config(spec, cell, seed)
     st = _trainer_state(cfg)
-    wall = float(st.get("wall_time_s", 0.0))
-    total = wall
-    if cell.stage1: total += make_record_cost(spec, _cell(spec, cell.stage1), seed)
+    wall, total = float(st.get("wall_time_s", 0.0)), train_cost(spec, cell, seed)
     tasks = {}
     for t, r in eval_results["tasks"].items():
         eps = sorted((e for e in eval_results["episodes"] if e["task"] == t), key=lambda e: e["episode"])
@@ -247,11 +244,10 @@ def make_record(spec: StudySpec, cell: StudyCell, seed: int, eval_results: dict)
             "failed_episodes": eval_results.get("failed_episodes", 0),
             "tasks": tasks, "successes": s, "episodes": n, "success_rate": s / max(n, 1), "ci95": list(wilson_interval(s, n))}
 
-def make_record_cost(spec: StudySpec, cell: StudyCell, seed: int) -> float:
-    "Total training seconds of a cell and seed, including its stage 1 (recursively)."
-    cfg = cell_config(spec, cell, seed)
-    t = float(_trainer_state(cfg).get("wall_time_s", 0.0))
-    return t + (make_record_cost(spec, _cell(spec, cell.stage1), seed) if cell.stage1 else 0.0)
+def train_cost(spec: StudySpec, cell: StudyCell, seed: int) -> float:
+    "Training seconds (wall clock) of a cell and seed, including its stage 1 (recursively)."
+    t = float(_trainer_state(cell_config(spec, cell, seed)).get("wall_time_s", 0.0))
+    return t + (train_cost(spec, _cell(spec, cell.stage1), seed) if cell.stage1 else 0.0)
 
 # %% ../nbs/16_study.ipynb
 def run_setup(spec: StudySpec, log=print):
@@ -385,8 +381,8 @@ def episode_outcomes(cell: dict) -> dict:
 
 def paired_comparison(results: dict, a: str, b: str, # cell names
                       n_boot: int=10000, seed: int=0) -> dict:
-    """Difference in success rate `a − b` over the episodes both cells ran: `diff`, bootstrap `ci95`, McNemar exact
-    `p_value`, discordant counts `a_only` / `b_only`, `pairs`. Raises `KeyError` for an unknown cell, `ValueError`
+    """Difference in success rate `a − b` over the episodes both cells ran: `diff`, paired bootstrap `ci95` (Efron &
+    Tibshirani 1993), exact McNemar `p_value` (McNemar 1947, binomial form), discordant counts `a_only` / `b_only`, `pairs`. Raises `KeyError` for an unknown cell, `ValueError`
     when the cells share no episode."""
     from scipy.stats import binomtest
     byname = {c["name"]: c for c in results["cells"]}
@@ -456,7 +452,7 @@ def render_study_tables(markdown: str, root: str|Path=".") -> str:
     "Replace each line `<!-- vlaos_study_table: PATH -->` by `study_table` of the results JSON at PATH (relative to `root`)."
     out = []
     for line in markdown.split("\n"):
-        m = _re.fullmatch(r"\s*<!-- vlaos_study_table: (\S+) -->\s*", line)
+        m = re.fullmatch(r"\s*<!-- vlaos_study_table: (\S+) -->\s*", line)
         if not m: out.append(line); continue
         p = Path(root) / m.group(1)
         if not p.exists(): raise FileNotFoundError(f"{p} (named by a vlaos_study_table marker) does not exist")
