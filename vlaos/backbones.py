@@ -42,7 +42,9 @@ class VisionBackbone(nn.Module):
         super().__init__()
         names = cfg.fused_backbones or [cfg.backbone]
         kw = dict(cfg.timm_kwargs)
-        if "img_size" not in kw and cfg.image_size != 224: kw["img_size"] = cfg.image_size
+        # always pass the size: timm's defaults differ per model (DINOv2 .lvd142m: 518 px, SigLIP-224: 224 px), and
+        # fused backbones must tile the same `image_size` frame into the same patch grid
+        kw.setdefault("img_size", cfg.image_size)
         self.backbones = nn.ModuleList([TimmViT(n, cfg.pretrained, cfg.feature_layer, **kw) for n in names])
         patches = {b.num_patches for b in self.backbones}
         if len(patches) != 1:
@@ -65,7 +67,7 @@ def build_llm(cfg: LLMConfig, vocab_size: int): # tokenizer length; embeddings a
     from transformers import AutoConfig, AutoModelForCausalLM
     if cfg.name_or_path:
         llm = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, attn_implementation=cfg.attn_implementation,
-                                                   torch_dtype=torch.float32)
+                                                   dtype=torch.float32)
         if vocab_size > llm.get_input_embeddings().num_embeddings: llm.resize_token_embeddings(vocab_size)
         return llm
     try: hf_cfg = AutoConfig.for_model(cfg.architecture, vocab_size=vocab_size, **cfg.config_overrides)
@@ -135,17 +137,20 @@ class VLM(nn.Module):
 
 # %% ../nbs/01_backbones.ipynb
 def kv_unused_parameters(vlm) -> list[str]:
-    "Names of VLM parameters that get no gradient from the per-layer K/V (found by one batch-1 backward pass)."
-    S = vlm.vision.image_size
+    """Names of projector / LLM parameters that get no gradient from the per-layer K/V, found by one backward pass over
+    one dummy image token (a zero vision feature through the projector) and two text tokens. The (pruned) vision
+    backbone feeds the image tokens entirely and is not checked."""
     dev = next(vlm.parameters()).device
     was_training = vlm.training
     vlm.train()
-    px = torch.zeros(1, 1, 3, S, S, device=dev)
+    feat = torch.zeros(1, 1, vlm.vision.embed_dim, device=dev, dtype=next(vlm.projector.parameters()).dtype)
     ids = torch.zeros(1, 2, dtype=torch.long, device=dev)
-    params = [(n, p) for n, p in vlm.named_parameters() if p.requires_grad]
+    params = [(n, p) for n, p in vlm.named_parameters() if p.requires_grad and not n.startswith("vision.")]
     with torch.enable_grad():  # models are often built under no_grad (inference, benchmarks)
-        o = vlm(px, ids, torch.ones(1, 2, dtype=torch.bool, device=dev))
-        grads = torch.autograd.grad(o.keys.sum() + o.values.sum(), [p for _, p in params], allow_unused=True)
+        emb = torch.cat([vlm.projector(feat), vlm.llm.get_input_embeddings()(ids).to(feat.dtype)], 1)
+        cache = vlm.llm.model(inputs_embeds=emb, use_cache=True).past_key_values
+        kv = sum(layer.keys.sum() + layer.values.sum() for layer in cache.layers[:vlm.num_layers])
+        grads = torch.autograd.grad(kv, [p for _, p in params], allow_unused=True)
     vlm.train(was_training)
     return [n for (n, _), g in zip(params, grads) if g is None]
 

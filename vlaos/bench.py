@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_bench.ipynb 3
 from __future__ import annotations
-import json, time, tempfile
+import json, sys, time, tempfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from .paradigms import build_vla
 
 # %% auto 0
 __all__ = ['PLAN_LENGTH_KEYS', 'synthetic_batch', 'bench_planning', 'bench_training', 'bench_inference', 'bench_loader',
-           'bench_plan_sources', 'main']
+           'bench_plan_sources', 'bench_rollouts', 'main']
 
 # %% ../nbs/15_bench.ipynb
 def _timeit(fn, iters: int, warmup: int=2, sync=None) -> float:
@@ -149,6 +149,38 @@ def bench_plan_sources(cfg: RunConfig, batch_size: int=8, iters: int=3, device="
     return res
 
 # %% ../nbs/15_bench.ipynb
+def bench_rollouts(checkpoint: str, # run dir or model dir
+                   tasks: str="reach-v3,drawer-close-v3", # Meta-World tasks
+                   episodes: int=6, # episodes per task
+                   max_steps: int=100, # env steps per episode
+                   num_envs: int=3, # worker processes of the vectorized run
+                   image_size: int|None=None, # render size (default: the checkpoint's training frames)
+                   mp_context: str="spawn", # start method of the env workers ('fork' starts faster; 'spawn' is the safe default)
+                  ) -> dict:
+    "Episodes per minute of the serial and the vectorized evaluation of one checkpoint, same seeds (see above)."
+    from vlaos.paradigms import VLABase
+    from vlaos.evaluate import evaluate, _resolve_checkpoint
+    from vlaos.envs.metaworld import parse_tasks
+    ck, _ = _resolve_checkpoint(checkpoint)
+    model = VLABase.from_pretrained(ck)
+    size = image_size or model.processor.observation_image_size or 128
+    ts, out = parse_tasks(tasks), {}
+    for name, n in [("serial", 1), ("vectorized", num_envs)]:
+        t0 = time.perf_counter()
+        r = evaluate(model, ts, episodes, max_steps, seed=1000, video=False, show_plans=False, image_size=size, num_envs=n,
+                     mp_context=mp_context)
+        dt = time.perf_counter() - t0
+        out[name] = r
+        out[f"{name}_episodes_per_min"] = 60 * len(ts) * episodes / dt
+    key = lambda e: (e["success"], e["steps"])
+    same = [key(a) == key(b) for a, b in zip(out["serial"]["episodes"], out["vectorized"]["episodes"])]
+    return {"rollout_tasks": ",".join(ts), "rollout_episodes": len(ts) * episodes, "rollout_num_envs": num_envs, "mp_context": mp_context,
+            "serial_episodes_per_min": out["serial_episodes_per_min"], "vectorized_episodes_per_min": out["vectorized_episodes_per_min"],
+            "vectorized_over_serial": out["vectorized_episodes_per_min"] / out["serial_episodes_per_min"],
+            "rollout_episodes_identical": f"{sum(same)}/{len(same)}",
+            "serial_success": out["serial"]["mean_success_rate"], "vectorized_success": out["vectorized"]["mean_success_rate"]}
+
+# %% ../nbs/15_bench.ipynb
 @call_parse
 def main(config: str=None, # YAML run config (default: the `tiny` preset)
          device: str="cpu", # 'cpu' or 'cuda'
@@ -156,8 +188,16 @@ def main(config: str=None, # YAML run config (default: the `tiny` preset)
          dataset: str=None, # RLDS dataset dir for the loader benchmark (default: data.dataset_dir if it exists, else a toy one)
          iters: int=10, # timed iterations
          out: str=None, # also write the figures to this JSON file
+         rollouts: str=None, # a checkpoint: benchmark serial vs vectorized closed-loop evaluation only (see bench_rollouts)
+         num_envs: int=3, # worker processes for --rollouts
+         mp_context: str="spawn", # start method of the --rollouts env workers
         ):
     "Print training samples/s, inference ms per action chunk (and ratio to floor), loader samples/s."
+    if rollouts:
+        res = bench_rollouts(rollouts, num_envs=num_envs, mp_context=mp_context)
+        for k, v in res.items(): print(f"{k:30s} {v:.3f}" if isinstance(v, float) else f"{k:30s} {v}")
+        if out: Path(out).write_text(json.dumps({"command": "vlaos_bench " + " ".join(sys.argv[1:]), **res}, indent=1))
+        return
     cfg = load_config(config) if config else preset("tiny")
     torch.manual_seed(0)
     bs = batch_size or cfg.train.batch_size

@@ -10,10 +10,11 @@ from pathlib import Path
 import yaml
 
 # %% auto 0
-__all__ = ['PLANNING_HEADS', 'CHOICES', 'POSITIVE', 'PRESETS', 'VisionConfig', 'LLMConfig', 'ActionHeadConfig',
-           'PlanningHeadConfig', 'ForesightHeadConfig', 'LowLevelHeadConfig', 'ModelConfig', 'DataConfig',
-           'TrainConfig', 'EvalConfig', 'RunConfig', 'ConfigError', 'validate_foresight', 'validate', 'from_dict',
-           'to_dict', 'preset', 'load_config', 'save_config', 'parse_overrides']
+__all__ = ['PLANNING_HEADS', 'TIME_SAMPLERS', 'FIXED_STEP_SOLVERS', 'TORCHDIFFEQ_SOLVERS', 'ODE_SOLVERS', 'NORMALIZATIONS',
+           'PROMPT_STYLES', 'DATASET_SPEC_FIELDS', 'CHOICES', 'POSITIVE', 'PRESETS', 'VisionConfig', 'LLMConfig',
+           'ActionHeadConfig', 'PlanningHeadConfig', 'ForesightHeadConfig', 'LowLevelHeadConfig', 'ModelConfig',
+           'DataConfig', 'TrainConfig', 'EvalConfig', 'RunConfig', 'ConfigError', 'validate_foresight', 'validate_spec',
+           'validate', 'from_dict', 'to_dict', 'offline', 'preset', 'load_config', 'save_config', 'parse_overrides']
 
 # %% ../nbs/00_config.ipynb
 @dataclass
@@ -25,6 +26,7 @@ class VisionConfig:
     image_size: int = 224  # input side in pixels; images are resized to image_size x image_size
     timm_kwargs: dict = field(default_factory=dict)  # overrides passed to timm.create_model (depth, embed_dim, ... for random-init tiny models)
     feature_layer: int = -2  # which ViT block's output gives patch features (second to last, as Prismatic/VLA-OS)
+    crop_area: float = 0.9  # fraction of a camera frame's area the model sees: a square of side sqrt(crop_area) x min(H, W), random in training with data.augment, central at inference and without augmentation (OpenVLA: 0.9; 1.0 = the largest central square), then resized to image_size
     freeze: bool = False  # freeze the vision backbone during training
 
 @dataclass
@@ -44,8 +46,8 @@ class ActionHeadConfig:
     mlp_ratio: float = 4.0  # MLP width / hidden_size
     objective: str = "flow_matching"  # 'flow_matching' | 'l1' | 'l2'
     num_inference_steps: int = 10  # ODE steps per action chunk (flow matching)
-    solver: str = "euler"  # ODE solver for inference: 'euler' | 'midpoint' | 'rk4' | torchdiffeq adaptive names
-    time_sampling: str = "beta"  # 'uniform' | 'beta' (pi0's skewed sampling)
+    solver: str = "euler"  # ODE solver for inference: 'euler' | 'midpoint' | 'rk4' | a torchdiffeq method (ODE_SOLVERS)
+    time_sampling: str = "beta"  # 'uniform' | 'beta' (pi0's skewed sampling) | 'logit_normal' (SD3)
     dropout: float = 0.0  # attention/MLP dropout
 
 @dataclass
@@ -120,11 +122,11 @@ class ModelConfig:
 class DataConfig:
     "An RLDS dataset (TFDS directory) and how to turn it into training samples."
     dataset_dir: str = "data/metaworld"  # directory readable by tfds.builder_from_directory
-    spec: str = "metaworld"  # key mapping of the dataset: 'metaworld' | 'libero' (see vlaos.data.rlds.DATASET_SPECS)
+    spec: str|dict = "metaworld"  # key mapping of the dataset: a name ('metaworld' | 'libero', see vlaos.data.rlds.DATASET_SPECS) or a mapping of DATASET_SPEC_FIELDS, e.g. {base: libero, image_keys: [agentview_rgb, eye_in_hand_rgb]}
     split: str = "train"  # TFDS split (slicing like 'train[:90%]' allowed)
     image_size: int = 224  # images resized to this side (should equal model.vision.image_size)
     shuffle_buffer: int = 10000  # frames in the tf.data shuffle buffer
-    augment: bool = True  # random resized crop + colour jitter on training images
+    augment: bool = True  # training images: random crop of model.vision.crop_area + colour jitter (off: the central crop, as at inference)
     goal_image_step: int = 16  # steps ahead for the goal image (image foresight)
     num_parallel_calls: int = 2  # tf.data parallelism
     normalization: str = "bounds_q99"  # 'bounds_q99' (q01/q99 -> [-1,1]) | 'bounds' (min/max) | 'normal' (mean/std)
@@ -160,7 +162,7 @@ class EvalConfig:
     max_episode_steps: int = 200  # env steps before a rollout counts as failure
     execute_steps: int = 4  # actions of each predicted chunk executed open-loop before re-planning
     seed: int = 1000  # episode i of a task uses seed + i
-    video: bool = True  # save a GIF of the first episode of each task
+    video: bool = True  # save an MP4 of the first episode of each task
 
 @dataclass
 class RunConfig:
@@ -175,15 +177,29 @@ class RunConfig:
 class ConfigError(ValueError):
     "A config key or value is invalid; the message names the key path and the allowed keys or values."
 
+# allowed values that components also check when called directly (vlaos.flow, vlaos.prompting, vlaos.data.normalization
+# import them from here, so a choice is defined once)
+TIME_SAMPLERS = ("uniform", "beta", "logit_normal")  # flow-matching time distributions (vlaos.flow.sample_time)
+FIXED_STEP_SOLVERS = ("euler", "midpoint", "rk4")  # vlaos.flow's own fixed-step ODE solvers
+TORCHDIFFEQ_SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun",
+                       "heun2", "heun3", "explicit_adams", "implicit_adams", "fixed_adams")  # through torchdiffeq
+ODE_SOLVERS = FIXED_STEP_SOLVERS + TORCHDIFFEQ_SOLVERS
+NORMALIZATIONS = ("bounds_q99", "bounds", "normal")  # action / proprio normalization (vlaos.data.normalization)
+PROMPT_STYLES = ("plain", "qwen_chat")  # vlaos.prompting.build_prompt
+DATASET_SPEC_FIELDS = {  # the keys of a `data.spec` mapping and their types (vlaos.data.rlds.DatasetSpec)
+    "base": str, "image_keys": list, "state_key": str, "action_key": str, "instruction_key": str,
+    "proprio_dims": list, "gripper_dims": list, "annotations_key": str}
+
 CHOICES = {
     "model.paradigm": ["action_only", "integrated", "hierarchical"],
     "model.plan_source": ["generated", "ground_truth"],
     "model.planning_mode": ["implicit", "explicit"],
     "model.action_head.objective": ["flow_matching", "l1", "l2"],
-    "model.prompt_style": ["plain", "qwen_chat"],
-    "model.action_head.time_sampling": ["uniform", "beta"],
+    "model.prompt_style": list(PROMPT_STYLES),
+    "model.action_head.time_sampling": list(TIME_SAMPLERS),
+    "model.action_head.solver": list(ODE_SOLVERS),
     "model.llm.attn_implementation": ["sdpa", "eager", "flash_attention_2"],
-    "data.normalization": ["bounds_q99", "bounds", "normal"],
+    "data.normalization": list(NORMALIZATIONS),
     "train.schedule": ["constant", "cosine"],
     "train.mixed_precision": ["auto", "no", "bf16", "fp16"],
     "train.wandb": ["online", "offline", "disabled"],
@@ -219,6 +235,26 @@ def validate_foresight(f: ForesightHeadConfig, key: str="model.foresight", need_
     if sw and sc and len(sw) != len(sc):
         raise ConfigError(f"{key}.scale_weights has {len(sw)} entries but {key}.scales={f.scales} has {len(sc)}")
     return f
+
+def validate_spec(spec, key: str="data.spec"):
+    "Check a dataset key mapping: a spec name, or a mapping of `DATASET_SPEC_FIELDS`; raises `ConfigError` naming `key.<field>`."
+    if isinstance(spec, str):
+        if not spec: raise ConfigError(f"{key} is empty: name a dataset spec (e.g. 'metaworld', 'libero') or give a key mapping")
+        return spec
+    if not isinstance(spec, dict): raise ConfigError(f"{key}={spec!r} must be a spec name or a mapping of {list(DATASET_SPEC_FIELDS)}")
+    for k, v in spec.items():
+        if k not in DATASET_SPEC_FIELDS:
+            raise ConfigError(f"unknown key {key}.{k}; valid keys of {key}: {list(DATASET_SPEC_FIELDS)}")
+        t = DATASET_SPEC_FIELDS[k]
+        if k == "proprio_dims" and v is None: continue  # None: the whole state vector
+        if not isinstance(v, t): raise ConfigError(f"{key}.{k}={v!r} should be a {t.__name__}")
+        if t is list and k != "image_keys" and not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v):
+            raise ConfigError(f"{key}.{k}={v!r} must be a list of non-negative integer indices")
+        if k == "image_keys" and (not v or not all(isinstance(i, str) and i for i in v)):
+            raise ConfigError(f"{key}.image_keys={v!r} must be a non-empty list of observation keys")
+    if "base" not in spec and "image_keys" not in spec:
+        raise ConfigError(f"{key} needs 'image_keys' (the camera observation keys) or a 'base' spec to start from")
+    return spec
 
 def _get(cfg, path):
     for p in path.split("."): cfg = getattr(cfg, p)
@@ -263,6 +299,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         validate_foresight(m.foresight, need_path=m.paradigm != "hierarchical")
     for k in ("action_loss_weight", "planning_loss_weight"):
         if getattr(m, k) < 0: raise ConfigError(f"model.{k}={getattr(m, k)} must be >= 0")
+    if not 0 < m.vision.crop_area <= 1: raise ConfigError(f"model.vision.crop_area={m.vision.crop_area} must be in (0, 1]")
+    validate_spec(cfg.data.spec)
     if cfg.eval.execute_steps > cfg.model.chunk_size:
         raise ConfigError(f"eval.execute_steps={cfg.eval.execute_steps} exceeds model.chunk_size={cfg.model.chunk_size}")
     return cfg
@@ -289,7 +327,7 @@ def _from_dict(cls, d: dict, path: str, base=None):
             raise ConfigError(f"{key}={v!r} should be of type {t.__name__}")
         elif t in (list, dict) and not isinstance(v, t):
             raise ConfigError(f"{key}={v!r} should be a {t.__name__}")
-        setattr(obj, k, v)
+        setattr(obj, k, copy.deepcopy(v) if isinstance(v, (list, dict)) else v)  # never alias the caller's (or a preset's) containers
     return obj
 
 def from_dict(d: dict, base: RunConfig|None=None) -> RunConfig:
@@ -311,7 +349,8 @@ PRESETS = {
                 "num_key_value_heads": 2, "max_position_embeddings": 512}},
             "action_head": {"hidden_size": 64, "num_heads": 4, "num_inference_steps": 10},
             "planning_head": {"hidden_size": 64, "num_heads": 4},
-            "max_language_plan_length": 192, "max_visual_plan_length": 96,
+            # sized so the Meta-World demo's plans fit (longest measured with the tiny tokenizer: language 290, visual 96 tokens)
+            "max_language_plan_length": 320, "max_visual_plan_length": 128,
             "tokenizer_vocab_size": 384, "max_prompt_length": 24, "chunk_size": 8, "num_views": 2,
         },
         "data": {"image_size": 64, "shuffle_buffer": 2000, "goal_image_step": 8},
@@ -322,7 +361,11 @@ PRESETS = {
         "model": {
             "vision": {"fused_backbones": ["vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"],
                        "pretrained": True, "image_size": 224},
-            "llm": {"name_or_path": "Qwen/Qwen2.5-0.5B"},
+            # the hub id for connected machines, and Qwen2.5-0.5B's architecture (its config.json) for offline random init
+            "llm": {"name_or_path": "Qwen/Qwen2.5-0.5B", "architecture": "qwen2", "config_overrides": {
+                "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
+                "num_key_value_heads": 2, "max_position_embeddings": 32768, "rope_theta": 1000000.0,
+                "rms_norm_eps": 1e-6, "tie_word_embeddings": True, "hidden_act": "silu"}},
             "tokenizer": "Qwen/Qwen2.5-0.5B", "max_prompt_length": 64, "prompt_style": "qwen_chat",
             "action_head": {"hidden_size": 512, "num_heads": 8},
         },
@@ -331,10 +374,21 @@ PRESETS = {
     },
 }
 
-def preset(name: str, **overrides) -> RunConfig:
-    "The `RunConfig` of preset `name`, with optional nested dict overrides per section (e.g. `train={'lr':1e-3}`)."
+def offline(cfg: RunConfig) -> RunConfig:
+    """A copy of `cfg` that builds without a model hub: timm backbones and the LLM at their full size with random
+    weights (`model.vision.pretrained: false`; `model.llm.name_or_path: ''`, so the LLM comes from `architecture` +
+    `config_overrides`), and a byte-level BPE trained on the dataset's text (`model.tokenizer: ''`). In YAML, set
+    those three keys, or write `offline: true` beside `preset:`."""
+    cfg = copy.deepcopy(cfg)
+    cfg.model.vision.pretrained, cfg.model.llm.name_or_path, cfg.model.tokenizer = False, "", ""
+    return validate(cfg)
+
+def preset(name: str, offline_build: bool=False, **overrides) -> RunConfig:
+    """The `RunConfig` of preset `name`, with optional nested dict overrides per section (e.g. `train={'lr':1e-3}`);
+    `offline_build=True` applies `offline` (random init at full size, local tokenizer). Raises `ConfigError`."""
     if name not in PRESETS: raise ConfigError(f"unknown preset {name!r}; available presets: {list(PRESETS)}")
     cfg = from_dict(PRESETS[name])
+    if offline_build: cfg = offline(cfg)
     return from_dict(overrides, base=cfg) if overrides else cfg
 
 # %% ../nbs/00_config.ipynb
@@ -344,7 +398,10 @@ def load_config(path: str|Path, overrides: dict|None=None) -> RunConfig:
     if not path.exists(): raise FileNotFoundError(f"config file not found: {path}")
     d = yaml.safe_load(path.read_text()) or {}
     if not isinstance(d, dict): raise ConfigError(f"{path}: the top level must be a mapping")
-    base = preset(d.pop("preset")) if "preset" in d else None
+    off = d.pop("offline", False)
+    if not isinstance(off, bool): raise ConfigError(f"{path}: offline={off!r} should be true or false")
+    if off and "preset" not in d: raise ConfigError(f"{path}: offline: true applies to a preset; add `preset: NAME`")
+    base = preset(d.pop("preset"), offline_build=off) if "preset" in d else None
     try: cfg = from_dict(d, base=base)
     except ConfigError as e: raise ConfigError(f"{path}: {e}") from None
     return from_dict(overrides, base=cfg) if overrides else cfg

@@ -4,8 +4,9 @@
 
 # %% ../nbs/14_evaluate.ipynb 3
 from __future__ import annotations
-import json, math, time, traceback
+import json, math, time, traceback, zlib
 from collections import deque
+from functools import partial
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,8 +14,8 @@ from fastcore.script import call_parse, Param
 from tqdm.auto import tqdm
 
 # %% auto 0
-__all__ = ['wilson_interval', 'ChunkedPolicy', 'draw_plan_on_frame', 'rollout', 'evaluate', 'success_table', 'plot_success',
-           'main']
+__all__ = ['wilson_interval', 'episode_generator', 'ChunkedPolicy', 'draw_plan_on_frame', 'rollout', 'rollout_vectorized',
+           'evaluate', 'check_failures', 'success_table', 'plot_success', 'main']
 
 # %% ../nbs/14_evaluate.ipynb
 def wilson_interval(successes: int, n: int, z: float=1.959963984540054) -> tuple[float, float]:
@@ -27,43 +28,63 @@ def wilson_interval(successes: int, n: int, z: float=1.959963984540054) -> tuple
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 # %% ../nbs/14_evaluate.ipynb
+def episode_generator(seed: int, task: str, episode: int) -> torch.Generator:
+    "The torch.Generator of episode `episode` of `task`: seeded by (seed, task, episode) only, through numpy's SeedSequence."
+    s = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, zlib.crc32(task.encode()), int(episode)]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(s[0]) << 31 | int(s[1]) >> 1)
+
 class ChunkedPolicy:
-    "Step-wise policy from a VLA: receding-horizon execution of predicted action chunks."
+    "Receding-horizon execution of predicted action chunks for `num_envs` environment slots."
     def __init__(self, model, # a vlaos paradigm (has `.cfg` and `.predict_action`)
                  execute_steps: int=4, # actions of each chunk executed before re-planning
                  view_keys=("image", "wrist_image"), # observation keys of the views, in the model's view order
-                 seed: int=0,
+                 num_envs: int=1, # slots (parallel environments)
                  record_plans: bool=False): # keep the generated plans of each chunk (paradigms with planning heads)
-        self.model, self.execute_steps, self.view_keys = model, execute_steps, list(view_keys)
-        self.record_plans = record_plans and bool(getattr(model, "planning_heads", None))
+        self.model, self.execute_steps, self.view_keys, self.num_envs = model, execute_steps, list(view_keys), num_envs
+        self.can_plan = bool(getattr(model, "planning_heads", None))
+        self.record_plans = record_plans and self.can_plan
         self.history = model.cfg.history
         if len(self.view_keys) != model.cfg.num_views:
             raise ValueError(f"{len(self.view_keys)} view keys {self.view_keys} for a model with model.num_views={model.cfg.num_views}")
-        self.generator = torch.Generator().manual_seed(seed)
-        self.reset()
+        self.slots = [None] * num_envs
+        for i in range(num_envs): self.reset(i)
 
-    def reset(self):
-        self.frames, self.proprios, self.queue = deque(maxlen=self.history), deque(maxlen=self.history), deque()
-        self.last_chunk, self.last_plan, self.plans = None, None, []
+    def reset(self, slot: int=0, generator: torch.Generator|None=None):
+        "Start a new episode in `slot`, drawing its noise from `generator` (default: seeded with 0)."
+        self.slots[slot] = {"frames": deque(maxlen=self.history), "proprios": deque(maxlen=self.history), "queue": deque(),
+                            "generator": generator or torch.Generator().manual_seed(0), "last_chunk": None, "last_plan": None,
+                            "plans": []}
 
-    def observation(self, obs: dict) -> dict:
-        "Model observation from an env observation, padding the history by repeating the first frame."
-        self.frames.append([obs[k] for k in self.view_keys]); self.proprios.append(np.asarray(obs["state"], np.float32))
-        while len(self.frames) < self.history: self.frames.appendleft(self.frames[0]); self.proprios.appendleft(self.proprios[0])
-        images = [self.frames[h][v] for v in range(len(self.view_keys)) for h in range(self.history)]  # view-major
-        return {"images": images, "proprio": np.stack(self.proprios), "instruction": obs["instruction"]}
+    def observation(self, slot: int, obs: dict) -> dict:
+        "Model observation of `slot` from an env observation, padding the history by repeating the first frame."
+        s = self.slots[slot]
+        s["frames"].append([obs[k] for k in self.view_keys]); s["proprios"].append(np.asarray(obs["state"], np.float32))
+        while len(s["frames"]) < self.history: s["frames"].appendleft(s["frames"][0]); s["proprios"].appendleft(s["proprios"][0])
+        images = [s["frames"][h][v] for v in range(len(self.view_keys)) for h in range(self.history)]  # view-major
+        return {"images": images, "proprio": np.stack(s["proprios"]), "instruction": obs["instruction"]}
 
-    def __call__(self, obs: dict) -> np.ndarray:
-        o = self.observation(obs)
-        if not self.queue:
-            if self.record_plans:
-                chunk, self.last_plan = self.model.predict_action(o, generator=self.generator, return_plans=True)
-                self.plans.append(self.last_plan)
-            else: chunk, self.last_plan = self.model.predict_action(o, generator=self.generator), None
-            if not np.isfinite(chunk).all(): raise FloatingPointError("the policy predicted a non-finite action chunk")
-            self.last_chunk = chunk
-            self.queue.extend(chunk[:self.execute_steps])
-        return self.queue.popleft()
+    def act(self, observations: dict) -> dict:
+        "{slot: env observation} -> {slot: action}; one batched `predict_action` for the slots that need a new chunk."
+        model_obs = {i: self.observation(i, o) for i, o in observations.items()}
+        need = [i for i in observations if not self.slots[i]["queue"]]
+        if need:
+            obs, gens = [model_obs[i] for i in need], [self.slots[i]["generator"] for i in need]
+            if self.record_plans: chunks, plans = self.model.predict_action(obs, generator=gens, return_plans=True)
+            else: chunks, plans = self.model.predict_action(obs, generator=gens), [None] * len(need)
+            chunks = np.asarray(chunks)
+            for i, c, p in zip(need, chunks, plans):
+                if not np.isfinite(c).all(): raise FloatingPointError("the policy predicted a non-finite action chunk")
+                s = self.slots[i]
+                s["last_chunk"], s["last_plan"] = c, p
+                if p is not None: s["plans"].append(p)
+                s["queue"].extend(c[:self.execute_steps])
+        return {i: self.slots[i]["queue"].popleft() for i in observations}
+
+    def __call__(self, obs: dict) -> np.ndarray: return self.act({0: obs})[0]  # one environment
+    @property
+    def last_plan(self): return self.slots[0]["last_plan"]
+    @property
+    def plans(self): return self.slots[0]["plans"]
 
 # %% ../nbs/14_evaluate.ipynb
 _PLAN_COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
@@ -87,21 +108,6 @@ def draw_plan_on_frame(frame: np.ndarray, # uint8 [H, W, 3] primary-camera frame
     return np.asarray(im)
 
 # %% ../nbs/14_evaluate.ipynb
-def rollout(env, policy, seed: int, max_steps: int, record: bool=False) -> dict:
-    "One episode; returns success, steps, return and (if `record`) the primary-camera frames."
-    policy.reset()
-    obs = env.reset(seed=seed)
-    frames, ret, success = [], 0.0, False
-    for t in range(max_steps):
-        action = policy(obs)  # the plan of the chunk this action belongs to is `policy.last_plan`
-        if record: frames.append(draw_plan_on_frame(obs["image"], getattr(policy, "last_plan", None)))
-        obs, reward, terminated, truncated, info = env.step(np.clip(action, -1, 1))
-        ret += float(reward)
-        if info.get("success"): success = True; break
-        if terminated or truncated: break
-    if record: frames.append(obs["image"])
-    return {"success": success, "steps": t + 1, "return": ret, "frames": frames}
-
 def _jsonable(x):
     if isinstance(x, dict): return {k: _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
@@ -119,71 +125,208 @@ def _report_plans(task: str, plans: list, out):
         with open(Path(out) / f"{task}_episode0_plans.jsonl", "w") as f:
             for p in plans: f.write(json.dumps(_jsonable({k: v for k, v in p.items() if k != "goal_image"})) + "\n")
 
+def rollout(env, policy: ChunkedPolicy, seed: int, max_steps: int, record: bool=False,
+            generator: torch.Generator|None=None) -> dict:
+    "One episode; returns success, steps, sum_reward, max_reward and (if `record`) the primary-camera frames."
+    policy.reset(0, generator)
+    obs = env.reset(seed=seed)
+    frames, rewards, success = [], [], False
+    for t in range(max_steps):
+        action = policy(obs)  # the plan of the chunk this action belongs to is `policy.last_plan`
+        if record: frames.append(draw_plan_on_frame(obs["image"], policy.last_plan))
+        obs, reward, terminated, truncated, info = env.step(np.clip(action, -1, 1))
+        rewards.append(float(reward))
+        if info.get("success"): success = True; break
+        if terminated or truncated: break
+    if record: frames.append(obs["image"])
+    return {"success": success, "steps": t + 1, "sum_reward": float(np.sum(rewards)), "max_reward": float(np.max(rewards)),
+            "frames": frames}
+
+def rollout_vectorized(make_env, task: str, policy: ChunkedPolicy, episodes: int, seed: int, max_steps: int,
+                       image_size: int, record_first: bool=False, context: str|None="spawn",
+                       progress=None) -> tuple[list[dict], list]:
+    "All `episodes` of `task` in `policy.num_envs` worker processes: (records in episode order, frames of episode 0)."
+    from vlaos.envs.vector import make_vector_env
+    n = min(policy.num_envs, episodes)
+    vec = make_vector_env(make_env, task, seed, image_size, policy.model.cfg.action_dim, n, context)
+    try:
+        instruction = vec.get_attr("instruction")[0]
+        records, frames, todo = {}, [], list(range(episodes))
+        slot_ep, state = [None] * n, [None] * n
+        def start(slots):
+            eps = [todo.pop(0) if todo else None for _ in slots]
+            mask = np.zeros(n, bool); seeds = [None] * n
+            for s, e in zip(slots, eps):
+                slot_ep[s] = e
+                if e is None: continue
+                mask[s], seeds[s] = True, seed + e
+                policy.reset(s, episode_generator(seed, task, e))
+                state[s] = {"rewards": [], "t": 0}
+            if not mask.any(): return {}, {}
+            obs, info = vec.reset(seed=seeds, options={"reset_mask": mask})
+            return obs, info
+        obs, info = start(range(n))
+        while any(e is not None for e in slot_ep):
+            done = []
+            for s in range(n):  # errors at reset
+                if slot_ep[s] is not None and info.get("_error", np.zeros(n, bool))[s]:
+                    records[slot_ep[s]] = {"success": False, "steps": 0, "sum_reward": 0.0, "max_reward": 0.0,
+                                           "error": info["error"][s].strip().splitlines()[-1], "traceback": info["error"][s]}
+                    done.append(s)
+            active = [s for s in range(n) if slot_ep[s] is not None and s not in done]
+            if active:
+                env_obs = {s: {**{k: obs[k][s] for k in obs}, "instruction": instruction} for s in active}
+                try: actions = policy.act(env_obs)
+                except Exception as e:  # the policy failed for the whole batch: every active episode fails
+                    for s in active:
+                        records[slot_ep[s]] = {"success": False, "steps": state[s]["t"], "sum_reward": 0.0, "max_reward": 0.0,
+                                               "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=4)}
+                    done += active; active = []
+                if active:
+                    if record_first and slot_ep[0] == 0 and 0 in active: frames.append(np.asarray(obs["image"][0]))
+                    A = np.zeros((n, policy.model.cfg.action_dim), np.float32)
+                    for s in active: A[s] = np.clip(actions[s], -1, 1)
+                    obs, reward, term, trunc, info = vec.step(A)
+                    for s in active:
+                        st = state[s]; st["t"] += 1; st["rewards"].append(float(reward[s]))
+                        err = info.get("_error", np.zeros(n, bool))[s]
+                        succ = bool(info.get("success", np.zeros(n, bool))[s])
+                        if err or succ or term[s] or trunc[s] or st["t"] >= max_steps:
+                            rec = {"success": succ and not err, "steps": st["t"], "sum_reward": float(np.sum(st["rewards"])),
+                                   "max_reward": float(np.max(st["rewards"]))}
+                            if err: rec.update(error=info["error"][s].strip().splitlines()[-1], traceback=info["error"][s])
+                            records[slot_ep[s]] = rec; done.append(s)
+                            if record_first and slot_ep[s] == 0: frames.append(np.asarray(obs["image"][s]))
+            if done:
+                if progress is not None: progress(len(done))
+                info = {}
+                o2, info = start(done)
+                if o2: obs = {k: np.where(np.asarray([s in done for s in range(n)]).reshape(-1, *[1] * (obs[k].ndim - 1)), o2[k], obs[k]) for k in obs}
+        return [records[i] for i in range(episodes)], frames
+    finally: vec.close()
+
+# %% ../nbs/14_evaluate.ipynb
+def _metaworld_env(task: str, seed: int, image_size: int, max_episode_steps: int=200):
+    "Default environment factory (module level, so spawned workers can unpickle it)."
+    from vlaos.envs.metaworld import MetaWorldEnv
+    return MetaWorldEnv(task, seed=seed, image_size=image_size, max_episode_steps=max_episode_steps)
+
+def _rate(succ: int, n: int) -> dict:
+    lo, hi = wilson_interval(succ, n)
+    return {"successes": succ, "episodes": n, "success_rate": succ / max(n, 1), "ci95": [lo, hi], "pc_success": 100 * succ / max(n, 1)}
+
+def _save_video(path: Path, frames: list, fps: int=20):
+    "MP4 (H.264 through imageio-ffmpeg) of uint8 frames."
+    import imageio.v2 as imageio
+    imageio.mimsave(path, [np.asarray(f) for f in frames], fps=fps, macro_block_size=1)
+
 def evaluate(model, # a vlaos paradigm
-             tasks: list[str], # Meta-World task names
+             tasks: list[str], # task names of the environment
              episodes_per_task: int=10,
              max_episode_steps: int=200,
              execute_steps: int=4,
-             seed: int=1000, # episode i of each task uses seed + i
-             out_dir: str|Path|None=None, # results.json, success.png and GIFs go here
-             video: bool=True, # GIF of the first episode of each task
-             image_size: int=128, # env render size (the processor resizes to the model's size)
-             make_env=None, # callable(task, seed, image_size) -> env; default: vlaos.envs.metaworld.MetaWorldEnv
-             show_plans: bool=True, # print / save / draw the plans of the first episode (paradigms with planning heads)
+             seed: int=1000, # episode i of each task: env seed `seed + i`, noise from `episode_generator(seed, task, i)`
+             out_dir: str|Path|None=None, # results.json, success.png and videos go here
+             video: bool=True, # MP4 of the first episode of each task
+             image_size: int=128, # env render size (the processor crops and resizes to the model's size)
+             make_env=None, # callable(task, seed, image_size) -> env; default: Meta-World (`MetaWorldEnv`)
+             show_plans: bool=True, # print / save / draw the plans of the first episode (serial loop, paradigms with planning heads)
+             num_envs: int=1, # >1: that many environments in worker processes, one batched predict_action per step
+             task_groups: dict|None=None, # task -> group name; default: Meta-World's difficulty groups when every task has one
+             view_keys=("image", "wrist_image"), # env observation keys of the model's views
+             mp_context: str|None="spawn", # start method of the env workers (num_envs > 1)
             ) -> dict:
-    "Closed-loop success per task with Wilson 95 % intervals; a failed episode is recorded, not fatal."
-    if make_env is None:
-        from vlaos.envs.metaworld import MetaWorldEnv
-        make_env = lambda task, s, size: MetaWorldEnv(task, seed=s, image_size=size, max_episode_steps=max_episode_steps)
+    "Closed-loop success per task / group / overall with Wilson 95 % intervals; a failed episode is recorded, not fatal."
+    if make_env is None: make_env = partial(_metaworld_env, max_episode_steps=max_episode_steps)
+    if task_groups is None:
+        from vlaos.envs.metaworld import METAWORLD_DIFFICULTY
+        g = {t: k for k, ts in METAWORLD_DIFFICULTY.items() for t in ts}
+        task_groups = {t: g[t] for t in tasks} if all(t in g for t in tasks) else {}
     out = Path(out_dir) if out_dir else None
     if out: out.mkdir(parents=True, exist_ok=True)
-    policy = ChunkedPolicy(model, execute_steps, seed=seed, record_plans=show_plans)
     results, t0 = {"tasks": {}, "episodes": []}, time.time()
     bar = tqdm(total=len(tasks) * episodes_per_task, desc="rollouts")
     for task in tasks:
-        env = make_env(task, seed, image_size)
-        succ = 0
-        for i in range(episodes_per_task):
-            rec = {"task": task, "episode": i, "seed": seed + i}
-            # plans are generated (extra decoder passes) only where they are shown: the first episode of each task
-            policy.record_plans = show_plans and i == 0 and bool(getattr(model, "planning_heads", None))
-            try:
-                r = rollout(env, policy, seed + i, max_episode_steps, record=video and i == 0 and out is not None)
-                if r["frames"]:
-                    import imageio.v2 as imageio
-                    imageio.mimsave(out / f"{task}_episode0.gif", r.pop("frames")[::2], duration=0.08, loop=0)
-                r.pop("frames", None)
-                if i == 0 and policy.plans: _report_plans(task, policy.plans, out)
-                rec.update(r)
-            except Exception as e:  # one broken episode must not end the sweep
-                rec.update(success=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=3))
-            succ += bool(rec["success"])
-            results["episodes"].append(rec)
-            bar.update(1); bar.set_postfix(task=task, success=f"{succ}/{i + 1}")
-        if hasattr(env, "close"): env.close()
-        lo, hi = wilson_interval(succ, episodes_per_task)
-        results["tasks"][task] = {"success_rate": succ / episodes_per_task, "successes": succ,
-                                  "episodes": episodes_per_task, "ci95": [lo, hi]}
+        t_task = time.time()
+        recs, frames = [], []
+        if num_envs > 1:
+            policy = ChunkedPolicy(model, execute_steps, view_keys, num_envs=num_envs)
+            recs, frames = rollout_vectorized(make_env, task, policy, episodes_per_task, seed, max_episode_steps, image_size,
+                                              record_first=video and out is not None, context=mp_context, progress=bar.update)
+        else:
+            env = make_env(task, seed, image_size)
+            policy = ChunkedPolicy(model, execute_steps, view_keys)
+            for i in range(episodes_per_task):
+                # plans are generated (extra decoder passes) only where they are shown: the first episode of each task
+                policy.record_plans = show_plans and i == 0 and policy.can_plan
+                try:
+                    r = rollout(env, policy, seed + i, max_episode_steps, record=video and i == 0 and out is not None,
+                                generator=episode_generator(seed, task, i))
+                    if r["frames"]: frames = r["frames"]
+                    r.pop("frames", None)
+                    if i == 0 and policy.plans: _report_plans(task, policy.plans, out)
+                except Exception as e:  # one broken episode must not end the sweep
+                    r = {"success": False, "steps": 0, "sum_reward": 0.0, "max_reward": 0.0,
+                         "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=4)}
+                recs.append(r); bar.update(1)
+            if hasattr(env, "close"): env.close()
+        if frames and out: _save_video(out / f"{task}_episode0.mp4", frames)
+        for i, r in enumerate(recs): results["episodes"].append({"task": task, "episode": i, "seed": seed + i, **r})
+        succ, errs = sum(bool(r["success"]) for r in recs), [r for r in recs if "error" in r]
+        dt = time.time() - t_task
+        results["tasks"][task] = {**_rate(succ, episodes_per_task), "failed_episodes": len(errs),
+                                  "first_error": errs[0]["traceback"] if errs else None,
+                                  "avg_sum_reward": float(np.mean([r["sum_reward"] for r in recs])),
+                                  "avg_max_reward": float(np.mean([r["max_reward"] for r in recs])),
+                                  "eval_s": dt, "eval_ep_s": dt / max(episodes_per_task, 1)}
+        bar.set_postfix(task=task, success=f"{succ}/{episodes_per_task}")
     bar.close()
-    n = len(tasks) * episodes_per_task
-    s = sum(t["successes"] for t in results["tasks"].values())
-    results["mean_success_rate"] = s / max(n, 1)
-    results["ci95"] = list(wilson_interval(s, n))
+    T = results["tasks"]
+    n, s = len(tasks) * episodes_per_task, sum(t["successes"] for t in T.values())
+    results["mean_success_rate"], results["ci95"] = s / max(n, 1), list(wilson_interval(s, n))
+    results["failed_episodes"] = sum(t["failed_episodes"] for t in T.values())
+    groups = {}
+    for t, g in task_groups.items(): groups.setdefault(g, []).append(t)
+    results["groups"] = {g: {**_rate(sum(T[t]["successes"] for t in ts), sum(T[t]["episodes"] for t in ts)), "tasks": ts}
+                         for g, ts in groups.items()}
+    results["mean_of_group_means"] = (float(np.mean([g["success_rate"] for g in results["groups"].values()]))
+                                      if groups else results["mean_success_rate"])
     results["seconds"] = time.time() - t0
-    results["failed_episodes"] = sum("error" in e for e in results["episodes"])
+    # LeRobot's field names (lerobot-eval's eval_info.json), beside ours
+    results["per_task"] = [{"task_group": task_groups.get(t, ""), "task": t, "pc_success": r["pc_success"],
+                            "avg_sum_reward": r["avg_sum_reward"], "avg_max_reward": r["avg_max_reward"],
+                            "n_episodes": r["episodes"], "eval_s": r["eval_s"], "eval_ep_s": r["eval_ep_s"]} for t, r in T.items()]
+    results["per_group"] = {g: {"pc_success": r["pc_success"], "n_episodes": r["episodes"]} for g, r in results["groups"].items()}
+    results["overall"] = {"pc_success": 100 * results["mean_success_rate"],
+                          "avg_sum_reward": float(np.mean([r["avg_sum_reward"] for r in T.values()])) if T else 0.0,
+                          "avg_max_reward": float(np.mean([r["avg_max_reward"] for r in T.values()])) if T else 0.0,
+                          "n_episodes": n, "eval_s": results["seconds"], "eval_ep_s": results["seconds"] / max(n, 1)}
+    results["protocol"] = {"episodes_per_task": episodes_per_task, "max_episode_steps": max_episode_steps,
+                           "execute_steps": execute_steps, "seed": seed, "image_size": image_size, "num_envs": num_envs}
     if out:
         (out / "results.json").write_text(json.dumps(results, indent=1))
         plot_success(results, out / "success.png")
     return results
 
+def check_failures(results: dict):
+    "Raise `SystemExit` (non-zero) with the first traceback when every episode of some task raised: a broken setup, not a 0 % result."
+    broken = [t for t, r in results["tasks"].items() if r["failed_episodes"] == r["episodes"] > 0]
+    if broken:
+        raise SystemExit(f"every episode of {broken} failed; first error ({broken[0]}):\n{results['tasks'][broken[0]]['first_error']}")
+
 # %% ../nbs/14_evaluate.ipynb
 def success_table(results: dict) -> str:
-    "Markdown table: task, successes, rate, 95 % interval."
-    rows = ["| task | successes | success rate | 95% CI |", "|---|---|---|---|"]
+    "Markdown table: task, successes, rate, 95 % interval, failed episodes; then groups and the means."
+    rows = ["| task | successes | success rate | 95% CI | failed episodes |", "|---|---|---|---|---|"]
     for task, r in results["tasks"].items():
         rows.append(f"| {task} | {r['successes']}/{r['episodes']} | {r['success_rate']:.0%} | "
-                    f"{r['ci95'][0]:.0%}–{r['ci95'][1]:.0%} |")
-    rows.append(f"| **mean** | | **{results['mean_success_rate']:.1%}** | {results['ci95'][0]:.0%}–{results['ci95'][1]:.0%} |")
+                    f"{r['ci95'][0]:.0%}–{r['ci95'][1]:.0%} | {r.get('failed_episodes', 0) or ''} |")
+    for g, r in results.get("groups", {}).items():
+        rows.append(f"| *{g}* ({len(r['tasks'])} tasks) | {r['successes']}/{r['episodes']} | *{r['success_rate']:.1%}* | "
+                    f"{r['ci95'][0]:.0%}–{r['ci95'][1]:.0%} | |")
+    rows.append(f"| **mean** (per episode) | | **{results['mean_success_rate']:.1%}** | {results['ci95'][0]:.0%}–{results['ci95'][1]:.0%} | "
+                f"{results.get('failed_episodes', 0) or ''} |")
+    if len(results.get("groups", {})) > 1: rows.append(f"| **mean of group means** | | **{results['mean_of_group_means']:.1%}** | | |")
     return "\n".join(rows)
 
 def plot_success(results: dict, path=None, title: str="closed-loop success"):
@@ -202,34 +345,59 @@ def plot_success(results: dict, path=None, title: str="closed-loop success"):
     return fig
 
 # %% ../nbs/14_evaluate.ipynb
-@call_parse
-def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretrained, or a run dir: its latest checkpoint)
-         tasks: str=None, # comma-separated task names (default: the run config's eval.tasks)
-         episodes: int=None, # episodes per task (default: eval.episodes_per_task)
-         max_steps: int=None, # env steps per episode (default: eval.max_episode_steps)
-         execute_steps: int=None, # actions executed per chunk (default: eval.execute_steps)
-         seed: int=None, # base seed (default: eval.seed)
-         out: str=None, # output dir (default: <run dir>/eval)
-         no_video: bool=False, # skip the GIFs
-         no_plans: bool=False, # do not generate / print / draw plans (paradigms with planning heads)
-        ):
-    "Closed-loop Meta-World evaluation of a checkpoint: prints the success table, writes results.json, success.png, GIFs."
-    from vlaos.paradigms import VLABase
-    from vlaos.config import load_config, EvalConfig
-    ck = Path(checkpoint)
-    run_dir = None
-    if (ck / "checkpoints").exists():  # a run dir: its latest complete checkpoint
+def _resolve_checkpoint(checkpoint: str):
+    "(model dir, run dir or None) of a run dir (its latest complete checkpoint) or a `model/` dir."
+    ck, run_dir = Path(checkpoint), None
+    if (ck / "checkpoints").exists():
         run_dir = ck
         latest = (ck / "checkpoints" / "latest").read_text().strip() if (ck / "checkpoints" / "latest").exists() else \
                  sorted(p.name for p in (ck / "checkpoints").glob("step_*") if not p.name.endswith(".tmp"))[-1]
         ck = ck / "checkpoints" / latest / "model"
     elif ck.name == "model" and (ck.parent.parent.parent / "config.yaml").exists(): run_dir = ck.parent.parent.parent
-    ecfg = load_config(run_dir / "config.yaml").eval if run_dir and (run_dir / "config.yaml").exists() else EvalConfig()
+    return ck, run_dir
+
+@call_parse
+def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretrained, or a run dir: its latest checkpoint)
+         env: str="metaworld", # 'metaworld' | 'libero'
+         tasks: str=None, # Meta-World: 'mt10', 'mt50', 'easy', 'medium', 'hard', 'very_hard' or names; LIBERO: task ids of the suite (default: all / eval.tasks)
+         suite: str="libero_10", # LIBERO suite: libero_10 | libero_spatial | libero_object | libero_goal | libero_90
+         episodes: int=None, # episodes per task (default: eval.episodes_per_task)
+         max_steps: int=None, # env steps per episode (default: eval.max_episode_steps; LIBERO: the suite's)
+         execute_steps: int=None, # actions executed per chunk (default: eval.execute_steps)
+         seed: int=None, # base seed (default: eval.seed)
+         image_size: int=None, # render size (default: the training frames' size saved in the checkpoint, else data.image_size)
+         num_envs: int=1, # environments in worker processes (one batched predict_action per step)
+         mp_context: str="spawn", # start method of the env workers: 'spawn' (safe) or 'fork' (starts faster)
+         out: str=None, # output dir (default: <run dir>/eval)
+         no_video: bool=False, # skip the MP4s
+         no_plans: bool=False, # do not generate / print / draw plans (paradigms with planning heads)
+        ):
+    "Closed-loop evaluation of a checkpoint: prints the success table, writes results.json, success.png, MP4s; exits 1 when every episode of a task failed."
+    from vlaos.paradigms import VLABase
+    from vlaos.config import load_config, EvalConfig
+    ck, run_dir = _resolve_checkpoint(checkpoint)
+    run_cfg = load_config(run_dir / "config.yaml") if run_dir and (run_dir / "config.yaml").exists() else None
+    ecfg = run_cfg.eval if run_cfg else EvalConfig()
     model = VLABase.from_pretrained(ck)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    res = evaluate(model, tasks.split(",") if tasks else ecfg.tasks, episodes or ecfg.episodes_per_task,
-                   max_steps or ecfg.max_episode_steps, execute_steps or ecfg.execute_steps,
-                   ecfg.seed if seed is None else seed, out or (run_dir / "eval" if run_dir else ck / "eval"),
-                   video=ecfg.video and not no_video, show_plans=not no_plans)
+    size = image_size or getattr(model.processor, "observation_image_size", None) or (run_cfg.data.image_size if run_cfg else 128)
+    steps = max_steps or ecfg.max_episode_steps
+    groups, make_env = None, None
+    if env == "metaworld":
+        from vlaos.envs.metaworld import parse_tasks
+        task_list = parse_tasks(tasks or ecfg.tasks)
+    elif env == "libero":
+        from vlaos.envs.libero import suite_tasks, make_libero_env, LIBERO_SUITES, canonical_suite
+        suite = canonical_suite(suite)
+        ids = [t[0] for t in suite_tasks(suite)] if not tasks else [int(t) for t in str(tasks).split(",")]
+        task_list = [f"{suite}/{i}" for i in ids]
+        steps = max_steps or LIBERO_SUITES[suite]["max_steps"]
+        make_env, groups = partial(make_libero_env, max_episode_steps=steps), {t: suite for t in task_list}
+    else: raise SystemExit(f"vlaos_eval: --env {env!r} is not supported; choose 'metaworld' or 'libero'")
+    out_dir = out or (run_dir / "eval" if run_dir else ck / "eval")
+    res = evaluate(model, task_list, episodes or ecfg.episodes_per_task, steps, execute_steps or ecfg.execute_steps,
+                   ecfg.seed if seed is None else seed, out_dir, video=ecfg.video and not no_video, image_size=int(size),
+                   make_env=make_env, show_plans=not no_plans, num_envs=num_envs, task_groups=groups, mp_context=mp_context)
     print(success_table(res))
-    print(f"results: {Path(out or (run_dir / 'eval' if run_dir else ck / 'eval')).resolve()}")  # console scripts exit with main's return value: return nothing
+    print(f"results: {Path(out_dir).resolve()}")
+    check_failures(res)  # console scripts exit with main's return value: return nothing

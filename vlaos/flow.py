@@ -11,9 +11,8 @@ import torch
 from torch import Tensor
 
 # %% auto 0
-__all__ = ['TIME_SAMPLERS', 'TIME_GRIDS', 'FIXED_STEP_METHODS', 'TORCHDIFFEQ_METHODS', 'ODE_METHODS', 'PathSample', 'CondOTPath',
-           'sample_time', 'time_grid', 'NFECounter', 'ode_solve', 'classifier_free_guidance',
-           'gaussian_mixture_velocity']
+__all__ = ['TIME_GRIDS', 'FIXED_STEP_METHODS', 'TORCHDIFFEQ_METHODS', 'ODE_METHODS', 'PathSample', 'CondOTPath', 'sample_time',
+           'time_grid', 'NFECounter', 'ode_solve', 'classifier_free_guidance', 'gaussian_mixture_velocity']
 
 # %% ../nbs/04_flow.ipynb
 class PathSample(NamedTuple):
@@ -58,7 +57,7 @@ class CondOTPath:
         return (x1 - x_t) / (1 - _expand_time(t, x_t))
 
 # %% ../nbs/04_flow.ipynb
-TIME_SAMPLERS = ('uniform', 'beta', 'logit_normal')
+from .config import TIME_SAMPLERS  # ('uniform', 'beta', 'logit_normal'): defined once, beside the config that names them
 
 def _sample_beta(n: int, alpha: float, beta: float, device, generator) -> Tensor:
     "Beta(alpha, beta) samples as X/(X+Y) of two Gamma draws, so that a torch.Generator can be used."
@@ -112,9 +111,8 @@ class NFECounter:
     def reset(self): self.nfe = 0
 
 # %% ../nbs/04_flow.ipynb
-FIXED_STEP_METHODS = ('euler', 'midpoint', 'rk4')
-TORCHDIFFEQ_METHODS = ('dopri5', 'dopri8', 'bosh3', 'fehlberg2', 'adaptive_heun',
-                       'heun2', 'heun3', 'explicit_adams', 'implicit_adams', 'fixed_adams')
+from .config import FIXED_STEP_SOLVERS, TORCHDIFFEQ_SOLVERS  # defined once, beside the config that names them
+FIXED_STEP_METHODS, TORCHDIFFEQ_METHODS = FIXED_STEP_SOLVERS, TORCHDIFFEQ_SOLVERS
 ODE_METHODS = FIXED_STEP_METHODS + TORCHDIFFEQ_METHODS
 
 def _step(f, x: Tensor, t: Tensor, dt: Tensor, method: str) -> Tensor:

@@ -16,7 +16,7 @@ from .heads.low_level import LowLevelActionHead, rasterize_visual_plans
 __all__ = ['OBSERVATION_KEYS', 'resolve_model_dir', 'check_high_level', 'load_high_level', 'HierarchicalVLA']
 
 # %% ../nbs/09a_hierarchical.ipynb
-OBSERVATION_KEYS = ["num_views", "history", "vision.image_size", "max_prompt_length", "prompt_style"]  # must match the high level's
+OBSERVATION_KEYS = ["num_views", "history", "vision.image_size", "vision.crop_area", "max_prompt_length", "prompt_style"]  # must match the high level's
 
 def resolve_model_dir(path: str|Path, key: str="model.high_level_checkpoint") -> Path:
     "The checkpoint folder (with `vlaos.json`) that `path` names: itself, or a run dir's newest checkpoint. Raises `FileNotFoundError` naming `key`."
@@ -198,14 +198,18 @@ def forward(self: HierarchicalVLA, batch: dict) -> VLAOutput:
 @torch.no_grad()
 def predict_action(self: HierarchicalVLA, observation, # dict {'images', 'proprio', 'instruction'} or a list of them
                    steps: int|None=None, # ODE steps (default: model.action_head.num_inference_steps)
-                   generator=None, # torch.Generator of the action noise
+                   generator=None, # torch.Generator of the action noise and sampled plans, or one per observation
                    return_plans: bool=False, # also return the plans (as IntegratedVLA.predict_action does)
                    temperature: float|None=None): # plan sampling temperature (None: greedy text, the high level's foresight temperature)
     "Un-normalized action chunk [T_chunk, D_action] (or [B, ...]); the high level plans first (always), the low level acts on the plans."
     single = isinstance(observation, dict)
     obs = [observation] if single else list(observation)
+    if isinstance(generator, (list, tuple)) and self.high_level.stochastic_planning(temperature):
+        outs = [self.predict_action(o, steps, g, return_plans, temperature) for o, g in zip(obs, generator)]  # per-episode streams
+        if not return_plans: return np.stack(outs)
+        return np.stack([a for a, _ in outs]), [p for _, p in outs]
     batch = {k: v.to(self.device) for k, v in self.processor(obs).items()}
-    ctx, gen = self._context(batch, None, temperature)
+    ctx, gen = self._context(batch, None, temperature, None if isinstance(generator, (list, tuple)) else generator)
     proprio = batch["proprio"].to(next(self.low_level_head.parameters()).dtype)
     a = self.processor.actions(self.low_level_head.sample(ctx, proprio, steps=steps, generator=generator))
     a = a[0] if single else a
@@ -227,7 +231,8 @@ def save_pretrained(self: HierarchicalVLA, out_dir: str|Path):
     (out / "model_config.yaml").write_text(yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
     p = self.processor
     if p.stats is not None: (out / "dataset_statistics.json").write_text(json.dumps(p.stats, indent=1))
-    meta = {"paradigm": self.paradigm, "normalization": p.normalization, "action_skip_dims": p.action_skip_dims}
+    meta = {"paradigm": self.paradigm, "normalization": p.normalization, "action_skip_dims": p.action_skip_dims,
+            "observation_image_size": p.observation_image_size}
     (out / "vlaos.json").write_text(json.dumps(meta, indent=1))
 
 @patch(cls_method=True)
@@ -244,6 +249,7 @@ def _load_pretrained(cls: HierarchicalVLA, d: Path, meta: dict, map_location="cp
     model = cls(cfg, None, stats, meta["normalization"], meta["action_skip_dims"],
                 high_level=IntegratedVLA.from_pretrained(d / "high_level", map_location))
     load_model(model.low_level_head, str(d / "low_level_head.safetensors"), device=str(map_location))
+    model.processor.observation_image_size = meta.get("observation_image_size")
     return model.eval()
 
 PARADIGMS["hierarchical"] = HierarchicalVLA

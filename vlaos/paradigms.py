@@ -14,6 +14,7 @@ from .backbones import VLM, llm_from_hf_config, freeze_kv_unused
 from .heads.action import ActionHead
 from .prompting import build_prompt, tokenize_prompts, load_tokenizer
 from .data.normalization import normalize, unnormalize  # TF-free: evaluation renders with EGL, which crashes beside TensorFlow
+from .data.images import process_images, crop_box, crop_to_frame  # the loader's own crop + resize (one image pipeline)
 from .heads.planning import (build_planning_head, add_location_tokens, PLAN_BATCH_PREFIX, parse_language_plan)
 from .heads.foresight import ForesightHead
 
@@ -28,18 +29,24 @@ class VLAProcessor:
                  action_skip_dims: list|None=None): # action dims left unnormalized (e.g. the gripper)
         self.cfg, self.tokenizer, self.stats = cfg, tokenizer, stats
         self.normalization, self.action_skip_dims = normalization, list(action_skip_dims or [])
+        self.observation_image_size = None  # side of the training data's camera frames (saved; vlaos_eval renders at it)
 
     def images(self, images) -> torch.Tensor:
-        "N_img uint8 images [H, W, 3] (views × history, the loader's order) -> float [N_img, 3, S, S] in [0, 1]."
-        arr = np.stack([np.asarray(im) for im in images]) if isinstance(images, (list, tuple)) else np.asarray(images)
+        """N_img uint8 camera frames [H, W, 3] (views × history, the loader's order; views may differ in size) -> float
+        [N_img, 3, S, S] in [0, 1]: the central crop of `model.vision.crop_area` resized to S, by the loader's own
+        `vlaos.data.images.process_images` (its evaluation counterpart). Raises `ValueError` for a wrong count or shape."""
+        ims = [np.asarray(im) for im in images] if isinstance(images, (list, tuple)) else list(np.asarray(images))
         n = self.cfg.num_views * self.cfg.history
-        if arr.ndim != 4 or arr.shape[0] != n or arr.shape[-1] != 3:
+        if len(ims) != n or any(im.ndim != 3 or im.shape[-1] != 3 for im in ims):
             raise ValueError(f"observation['images'] must be {n} images [H, W, 3] (num_views={self.cfg.num_views} x "
-                             f"history={self.cfg.history}), got shape {arr.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 255.0
-        S = self.cfg.vision.image_size
-        if x.shape[-2:] != (S, S): x = F.interpolate(x, size=(S, S), mode="bilinear", antialias=True, align_corners=False)
-        return x
+                             f"history={self.cfg.history}), got shapes {[im.shape for im in ims]}")
+        S, a = self.cfg.vision.image_size, self.cfg.vision.crop_area
+        arr = np.stack([process_images(im.astype(np.uint8, copy=False), S, a)[0] for im in ims])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255.0
+
+    def crop_box(self, height: int, width: int) -> tuple[int, int, int]:
+        "(y0, x0, side) in pixels of the crop the model sees of a `height` x `width` camera frame."
+        return crop_box(height, width, self.cfg.vision.crop_area)
 
     def prompts(self, instructions: list[str]) -> dict:
         "input_ids / attention_mask [B, max_prompt_length] for instructions."
@@ -106,7 +113,8 @@ class VLABase(nn.Module):
             if isinstance(m, ForesightHead): m.tokenizer.save_pretrained(out / "bsq_tokenizer")
         p = self.processor
         if p.stats is not None: (out / "dataset_statistics.json").write_text(json.dumps(p.stats, indent=1))
-        meta = {"paradigm": self.paradigm, "normalization": p.normalization, "action_skip_dims": p.action_skip_dims}
+        meta = {"paradigm": self.paradigm, "normalization": p.normalization, "action_skip_dims": p.action_skip_dims,
+                "observation_image_size": p.observation_image_size}
         (out / "vlaos.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -138,6 +146,7 @@ class VLABase(nn.Module):
         stats = json.loads((d / "dataset_statistics.json").read_text()) if (d / "dataset_statistics.json").exists() else None
         model = cls(cfg, load_tokenizer(str(d / "tokenizer")), stats, meta["normalization"], meta["action_skip_dims"], llm=llm)
         load_model(model, str(d / "model.safetensors"), device=str(map_location))
+        model.processor.observation_image_size = meta.get("observation_image_size")
         return model.eval()
 
 class ActionOnlyVLA(VLABase):
@@ -169,7 +178,7 @@ class ActionOnlyVLA(VLABase):
     @torch.no_grad()
     def predict_action(self, observation, # dict {'images', 'proprio', 'instruction'} or a list of them
                        steps: int|None=None, # ODE steps (default: model.action_head.num_inference_steps)
-                       generator=None):
+                       generator=None): # torch.Generator of the action noise, or one per observation (batched rollouts: each episode its own stream)
         "Un-normalized action chunk: numpy [T_chunk, D_action] (or [B, T_chunk, D_action] for a list of observations)."
         single = isinstance(observation, dict)
         batch = self.processor([observation] if single else list(observation))
@@ -267,6 +276,11 @@ class IntegratedVLA(ActionOnlyVLA):
             else: out[n] = head.generate(ctx, temperature=0.0 if temperature is None else temperature, generator=generator)
         return out, ctxs
 
+    def stochastic_planning(self, temperature: float|None=None) -> bool:
+        "Whether generating plans at `temperature` draws random numbers (sampled text or sampled foresight bits)."
+        if temperature is not None: return temperature > 0
+        return FORESIGHT in self.planning_heads and self.cfg.foresight.temperature > 0
+
     def _plan_kv(self, gen: dict, ctxs: dict) -> list:
         "Explicit planning at inference: (keys, values, mask) of each head's generated plan, for the action head."
         out = []
@@ -293,20 +307,34 @@ class IntegratedVLA(ActionOnlyVLA):
             for i in range(B):
                 plans[i][key] = texts[i]
                 if n == "language_planning": plans[i]["language_plan_tags"] = parse_language_plan(texts[i])
-                else: plans[i]["visual_plan_pixels"] = head.decode_pixels(self.tokenizer, ids[i:i+1], mask[i:i+1], image_sizes[i])[0]
+                else: plans[i]["visual_plan_pixels"] = self._to_frame(
+                    head.decode_pixels(self.tokenizer, ids[i:i+1], mask[i:i+1], self.cfg.vision.image_size)[0], image_sizes[i])
         return plans
+
+    def _to_frame(self, vp: dict, size) -> dict:
+        "A `parse_visual_plan` dict in model-image pixels -> the same plan in pixels of the (W, H) = `size` camera frame."
+        S, box = self.cfg.vision.image_size, self.processor.crop_box(size[1], size[0])
+        f = lambda p: crop_to_frame(np.asarray(p).reshape(-1, 2), box, S).reshape(np.shape(p))
+        return {"bboxes": {k: f(b) for k, b in vp["bboxes"].items()}, "ee_flow": f(vp["ee_flow"]),
+                "affordance": None if vp["affordance"] is None else f(vp["affordance"])}
 
     @torch.no_grad()
     def predict_action(self, observation, steps: int|None=None, generator=None,
                        return_plans: bool=False, # also return the generated plans (text, visual plans in pixels, goal image)
                        temperature: float|None=None): # plan sampling temperature (0 = greedy; None: greedy text, `model.foresight.temperature` bits)
-        "Un-normalized action chunk [T_chunk, D_action] (or [B, ...]); with `return_plans`, `(actions, plans)`."
+        """Un-normalized action chunk [T_chunk, D_action] (or [B, ...]); with `return_plans`, `(actions, plans)`.
+        `generator`: a torch.Generator, or one per observation; explicit planning samples its plans from it too."""
         single = isinstance(observation, dict)
         obs = [observation] if single else list(observation)
+        if isinstance(generator, (list, tuple)) and self.stochastic_planning(temperature) and (self.explicit or return_plans):
+            outs = [self.predict_action(o, steps, g, return_plans, temperature) for o, g in zip(obs, generator)]  # per-episode streams
+            if not return_plans: return np.stack(outs)
+            return np.stack([a for a, _ in outs]), [p for _, p in outs]
+        plan_gen = None if isinstance(generator, (list, tuple)) else generator  # greedy plans draw nothing
         batch = {k: v.to(self.device) for k, v in self.processor(obs).items()}
         px = batch["pixel_values"].to(next(self.parameters()).dtype)
         o = self.vlm(px, batch["input_ids"], batch["attention_mask"])
-        gen, ctxs = self._generate_plans(o, temperature, decode=return_plans) if (self.explicit or return_plans) else ({}, {})
+        gen, ctxs = self._generate_plans(o, temperature, plan_gen, decode=return_plans) if (self.explicit or return_plans) else ({}, {})
         ctx = self._action_context(o, self._plan_kv(gen, ctxs) if self.explicit else [])
         a = self.processor.actions(self.action_head.sample(ctx, batch["proprio"].to(px.dtype), steps=steps, generator=generator))
         a = a[0] if single else a

@@ -9,10 +9,10 @@ from typing import Iterable
 import torch
 
 # %% auto 0
-__all__ = ['PROMPT_STYLES', 'SPECIAL_TOKENS', 'build_prompt', 'train_bpe_tokenizer', 'load_tokenizer', 'tokenize_prompts']
+__all__ = ['SPECIAL_TOKENS', 'build_prompt', 'train_bpe_tokenizer', 'load_tokenizer', 'tokenize_prompts']
 
 # %% ../nbs/02_prompting.ipynb
-PROMPT_STYLES = ("plain", "qwen_chat")
+from .config import PROMPT_STYLES  # ("plain", "qwen_chat"): defined once, beside model.prompt_style
 
 def build_prompt(instruction: str, # task instruction, e.g. "push the puck to the goal"
                  style: str="plain", # 'plain' (random-init LLMs) | 'qwen_chat' (Qwen2.5 chat template)

@@ -11,7 +11,7 @@ from fastcore.script import call_parse, Param
 from .config import RunConfig, load_config, save_config, parse_overrides
 from .prompting import build_prompt, load_tokenizer, train_bpe_tokenizer
 from .paradigms import build_vla
-from .data.rlds import DATASET_SPECS, check_dataset, compute_statistics, make_dataloader, dataset_instructions
+from .data.rlds import DATASET_SPECS, get_spec, check_dataset, compute_statistics, make_dataloader, dataset_instructions
 from .training import Trainer, make_accelerator
 
 # %% auto 0
@@ -59,9 +59,8 @@ def train(cfg: RunConfig, # resolved run config
     "Train `cfg` on its dataset; returns the trainer's final metrics (or the trainer)."
     accelerator = make_accelerator(cfg.train)
     out = Path(cfg.train.output_dir)
-    spec = DATASET_SPECS[cfg.data.spec] if cfg.data.spec in DATASET_SPECS else None
-    if spec is None: raise ValueError(f"data.spec={cfg.data.spec!r} is unknown; available specs: {list(DATASET_SPECS)}")
-    check_dataset(cfg.data.dataset_dir, spec, cfg.model)
+    spec = get_spec(cfg.data.spec)  # a name in DATASET_SPECS or the run's own key mapping
+    info = check_dataset(cfg.data.dataset_dir, spec, cfg.model)
     with accelerator.main_process_first():
         stats = compute_statistics(cfg.data.dataset_dir, spec, cfg.data.split)
     if accelerator.is_main_process:
@@ -69,6 +68,7 @@ def train(cfg: RunConfig, # resolved run config
         save_config(cfg, out / "config.yaml")
     tokenizer = run_tokenizer(cfg, accelerator)
     model = build_vla(cfg.model, tokenizer, stats, cfg.data.normalization, spec.gripper_dims)
+    model.processor.observation_image_size = int(info["image_shapes"][0][0])  # camera frame size: vlaos_eval renders at it
     state = Trainer.resume_state(out) if resume else None
     skip = state["micro_batches_seen"] * cfg.train.batch_size if state else 0  # this rank's samples already consumed
     # a Hierarchical run that generates its plans needs no planning targets from the loader

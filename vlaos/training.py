@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_training.ipynb 3
 from __future__ import annotations
-import functools, itertools, json, math, netrc, os, re, shutil, time, warnings
+import functools, itertools, json, math, netrc, os, re, shutil, struct, time, warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -23,7 +23,8 @@ from .config import RunConfig, TrainConfig, save_config, to_dict
 # %% auto 0
 __all__ = ['ToyOutput', 'ToyRegressor', 'toy_batch', 'toy_batches', 'resolve_mixed_precision', 'make_accelerator',
            'decay_parameter_names', 'make_optimizer', 'lr_multiplier', 'make_scheduler', 'checkpoint_dir',
-           'list_checkpoints', 'latest_checkpoint', 'wandb_mode', 'batch_size_of', 'Trainer']
+           'list_checkpoints', 'latest_checkpoint', 'wandb_mode', 'batch_size_of', 'Trainer', 'DatasetShardError',
+           'is_data_loss_error', 'tfrecord_framing', 'find_damaged_shards']
 
 # %% ../nbs/12_training.ipynb
 @dataclass
@@ -236,12 +237,20 @@ def _loss_terms(out) -> tuple[torch.Tensor, dict]:
     if loss.ndim != 0: raise ValueError(f"model output `.loss` must be a scalar, got shape {tuple(loss.shape)}")
     return loss, losses
 
-def _batch_ids(batch:dict):
-    for k in ("ids", "episode_id", "episode_ids"):
-        if k in batch:
-            v = batch[k]
-            return v.tolist() if isinstance(v, torch.Tensor) else list(v)
-    return None
+# what names a sample: a toy id, the RLDS episode (tfds_id), the step in it, the position in the rank's stream
+_ID_KEYS = ("ids", "episode_id", "episode_ids", "timesteps", "sample_index")
+
+def _id_fields(batch:dict) -> dict:
+    "The fields of `batch` that name its samples (references: turned into lists only when an error reports them)."
+    return {k: batch[k] for k in _ID_KEYS if k in batch}
+
+def _id_lists(fields:dict):
+    "`_id_fields` as lists: the list itself when there is one field, else {field: list}; None when there is none."
+    found = {k: v.tolist() if isinstance(v, torch.Tensor) else list(v) for k, v in fields.items()}
+    if not found: return None
+    return next(iter(found.values())) if len(found) == 1 else found
+
+def _batch_ids(batch:dict): return _id_lists(_id_fields(batch))
 
 def _scalar(v) -> float:
     return float(v.detach().float().item()) if isinstance(v, torch.Tensor) else float(v)
@@ -398,7 +407,8 @@ def fit(self:Trainer, batches:Iterable[dict],  # batch dicts for this process (a
         max_steps:int|None=None,  # stop after this many optimizer steps in total (default train_cfg.max_steps; the LR schedule keeps train_cfg's)
         on_step:Callable|None=None  # `on_step(trainer, step_metrics) -> bool|None`, after each optimizer step; True stops
        ) -> dict:
-    "Train until `max_steps`; returns the last logged metrics. Raises `FloatingPointError` (with step and batch ids) on a non-finite loss."
+    """Train until `max_steps`; returns the last logged metrics. Raises `FloatingPointError` (with step and batch ids) on a
+    non-finite loss or gradient, `DatasetShardError` (naming the file) when a TFRecord shard of the data cannot be read."""
     acc, cfg = self.accelerator, self.cfg
     max_steps = cfg.max_steps if max_steps is None else max_steps
     if resume:
@@ -418,15 +428,22 @@ def fit(self:Trainer, batches:Iterable[dict],  # batch dicts for this process (a
     bar = tqdm(total=max_steps, initial=self.step, desc="train", dynamic_ncols=True,
                disable=not (self.progress and acc.is_main_process))
     last_saved, stop, step_at_start = None, False, self.step
+    # the gradient is checked whole (after DDP's all-reduce, before the optimizer step); not under DeepSpeed (its engine
+    # steps inside `backward`) nor fp16 (the GradScaler skips the steps whose gradients overflow, by design)
+    check_grads = acc.distributed_type != DistributedType.DEEPSPEED and getattr(acc, "scaler", None) is None
     while self.step < max_steps and not stop:
-        step_loss, step_terms, step_samples = 0.0, {}, 0
+        step_loss, step_terms, step_samples, step_ids, step_values = 0.0, {}, 0, [], []
         lr = self.scheduler.get_last_lr()[0]  # the rate this optimizer step uses
         for micro in range(accum):
-            batch = next(it, None)
+            try: batch = next(it, None)
+            except Exception as e:  # TensorFlow's DataLossError: a truncated or corrupt shard
+                if not is_data_loss_error(e): raise
+                raise self._damaged_data_error(e, batches, micro) from e
             if batch is None:
                 warnings.warn(f"the batch iterator ran out after {self.micro_batches_seen} micro-batches, at step {self.step}; stopping")
                 self.optimizer.zero_grad(set_to_none=True); stop = True; break
             n = batch_size_of(batch)
+            step_ids.append(_id_fields(batch))
             batch = send_to_device(batch, acc.device)
             with acc.accumulate(self.model):
                 loss, terms = _loss_terms(self.model(batch))
@@ -436,11 +453,14 @@ def fit(self:Trainer, batches:Iterable[dict],  # batch dicts for this process (a
                         f"non-finite loss {value} at step {self.step + 1} (micro-batch {micro + 1}/{accum}, rank "
                         f"{acc.process_index}); batch ids: {_batch_ids(batch)}; loss terms: "
                         f"{ {k: _scalar(v) for k, v in terms.items()} }")
+                step_values.append(value)
                 acc.backward(loss)
                 if acc.sync_gradients:
                     clip = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")  # inf: measure, do not clip
                     gn = acc.clip_grad_norm_(self.model.parameters(), clip)
                     grad_norm = _scalar(gn) if gn is not None else float("nan")
+                    if check_grads and gn is not None and not math.isfinite(grad_norm):
+                        raise self._nonfinite_gradient_error(grad_norm, step_ids, step_values)
                 self.optimizer.step()
                 if acc.sync_gradients and not self.optimizer.step_was_skipped: self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -475,3 +495,130 @@ def fit(self:Trainer, batches:Iterable[dict],  # batch dicts for this process (a
     if self.step > step_at_start and last_saved != self.step: self.save_checkpoint()  # the final state is always saved
     if tracking: acc.end_training()
     return {**self.last_metrics, "step": self.step, "samples_seen": self.samples_seen}
+
+# %% ../nbs/12_training.ipynb
+@patch
+def _nonfinite_gradient_error(self:Trainer, grad_norm:float,  # the non-finite norm of this step's gradient
+                              step_ids:list[dict],  # `_id_fields` of each micro-batch of the step on this rank
+                              step_values:list[float]  # their losses
+                             ) -> FloatingPointError:
+    "The error `fit` raises before an optimizer step whose gradient is not finite (every rank gets here together)."
+    acc = self.accelerator
+    ids = [_id_lists(f) for f in step_ids]
+    ids = ids[0] if len(ids) == 1 else ids  # one entry per micro-batch when accumulating
+    losses, where = [round(v, 6) for v in step_values], f"rank {acc.process_index}"
+    if acc.num_processes > 1:  # the all-reduced gradient mixes every rank's batches: name them all
+        from accelerate.utils import gather_object
+        gathered = gather_object([(ids, losses)])  # [(ids, losses) of rank 0, of rank 1, ...]
+        ids, losses = ({f"rank {r}": x[j] for r, x in enumerate(gathered)} for j in (0, 1))
+        where = f"all {acc.num_processes} ranks"
+    return FloatingPointError(
+        f"non-finite gradient (norm {grad_norm}) at step {self.step + 1} ({len(step_ids)} micro-batch(es), {where}) "
+        f"with finite losses {losses}; the optimizer step was not taken (the weights are "
+        f"those of step {self.step}); batch ids: {ids}. To find the operation, rerun these batches under "
+        f"torch.autograd.set_detect_anomaly(True)")
+
+# %% ../nbs/12_training.ipynb
+class DatasetShardError(RuntimeError):
+    "A file of the training dataset cannot be read (a truncated or corrupt TFRecord shard); the message names it and the fix."
+
+_TF_RECORD_AT = re.compile(r"(truncated|corrupted) record at (\d+)")
+
+def is_data_loss_error(exc:BaseException) -> bool:
+    "Is `exc` TensorFlow's `DataLossError`, also when a torch `DataLoader` worker re-raised it as a `RuntimeError` with its text?"
+    text = str(exc)
+    return (any(c.__name__ == "DataLossError" for c in type(exc).__mro__) or "DataLossError" in text
+            or _TF_RECORD_AT.search(text) is not None)
+
+def tfrecord_framing(path) -> tuple[list[int], str|None]:
+    """Byte offsets of the records of TFRecord file `path`, and why the file ends inside a record (None if it ends
+    cleanly). Reads only each record's 12-byte header (uint64 length, uint32 CRC of it) and skips the data and their
+    CRC, so it finds truncation, not flipped bits. Format: tensorflow/core/lib/io/record_writer.h."""
+    size, offsets, off = os.path.getsize(path), [], 0
+    with open(path, "rb") as f:
+        while off < size:
+            offsets.append(off)
+            f.seek(off); head = f.read(12)
+            if len(head) < 12:
+                return offsets, f"the file ({size} bytes) ends inside the header of record {len(offsets) - 1} (byte {off})"
+            end = off + 12 + struct.unpack("<Q", head[:8])[0] + 4  # header, data, data CRC
+            if end > size:
+                return offsets, (f"record {len(offsets) - 1} starts at byte {off} and needs {end - off} bytes, but the file "
+                                 f"ends {size - off} bytes later (truncated)")
+            off = end
+    return offsets, None
+
+def _tensorflow_reads(path) -> bool:
+    import tensorflow as tf
+    try:
+        for _ in tf.data.TFRecordDataset(str(path)): pass
+    except tf.errors.DataLossError: return False
+    return True
+
+def find_damaged_shards(files,  # TFRecord files of a dataset
+                        corrupted_at:int|None=None,  # N of TensorFlow's 'corrupted record at N' (a CRC failed), if known
+                        max_reads:int=16  # read at most this many candidate files with TensorFlow to tell which is corrupt
+                       ) -> list[tuple[Path, int, str]]:
+    """`(file, record index, reason)` of each truncated file in `files` and, given `corrupted_at`, of the file whose record
+    fails a checksum there. TensorFlow's offset is the record's start when its length header fails its CRC, and 12 bytes
+    further (the start of the data) when the data fail theirs (tensorflow/core/lib/io/record_reader.cc)."""
+    found, candidates = [], []
+    for p in map(Path, files):
+        offsets, why = tfrecord_framing(p)
+        if why: found.append((p, len(offsets) - 1, why))
+        elif corrupted_at is not None:
+            starts = set(offsets)
+            start = next((s for s in (corrupted_at, corrupted_at - 12) if s in starts), None)
+            if start is not None: candidates.append((p, offsets.index(start)))
+    if 1 < len(candidates) <= max_reads: candidates = [(p, i) for p, i in candidates if not _tensorflow_reads(p)]
+    how = ("fails its checksum (corrupted)" if len(candidates) == 1
+           else f"may be the corrupted one ({len(candidates)} files have a record there)")
+    return found + [(p, i, f"record {i} (byte {corrupted_at}) {how}") for p, i in candidates]
+
+def _rebuild_hint(dataset_dir:Path) -> str:
+    "How to rewrite the dataset: the `vlaos_metaworld` command for a dataset it wrote (from its manifest), else general advice."
+    try: man = json.loads((dataset_dir/"vlaos_manifest.json").read_text())
+    except (OSError, ValueError): man = {}
+    if man.get("schema") == "vlaos-metaworld-rlds":
+        out = dataset_dir.parent.parent
+        args = dict(tasks=",".join(man.get("tasks", [])), episodes=man.get("episodes_per_task"), out=out,
+                    name=dataset_dir.parent.name, image_size=man.get("image_size"), seed=man.get("seed"),
+                    max_steps=man.get("max_steps"), steps_after_success=man.get("steps_after_success"),
+                    image_encoding=man.get("image_encoding"))
+        cmd = "vlaos_metaworld " + " ".join(f"--{k} {v}" for k, v in args.items() if v not in (None, ""))
+        return (f"delete the dataset (`rm -r {dataset_dir}`: the writer skips a dataset whose manifest matches) and write it "
+                f"again with `{cmd}`, which reuses the expert episodes cached in {out/'.episodes'} and rewrites only the "
+                f"TFDS files; then continue training with --resume (the checkpoints are intact)")
+    return ("write the dataset again with the tool that wrote it (a vlaos toy dataset: `write_toy_rlds(..., overwrite=True)`; "
+            "a downloaded one: download the damaged shard again), then continue training with --resume (the checkpoints "
+            "are intact)")
+
+def _dataset_dir_of(batches, run_cfg) -> Path|None:
+    "The dataset folder behind `batches`: a `DataLoader` over `vlaos.data.rlds.RLDSDataset` knows it, else the run config."
+    data_cfg = getattr(getattr(batches, "dataset", None), "data_cfg", None) or getattr(run_cfg, "data", None)
+    d = getattr(data_cfg, "dataset_dir", None)
+    return Path(d).expanduser() if d else None
+
+@patch
+def _damaged_data_error(self:Trainer, exc:BaseException, batches, micro:int) -> DatasetShardError:
+    "The error `fit` raises when pulling a batch fails with TensorFlow's `DataLossError`."
+    text = re.sub(r"\{\{[^}]*\}\}\s*|\s*name:\s*$", "", str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    text = text.strip() or type(exc).__name__
+    m = _TF_RECORD_AT.search(str(exc))
+    ds = _dataset_dir_of(batches, self.run_cfg)
+    files = sorted(ds.rglob("*.tfrecord*")) if ds is not None and ds.is_dir() else []
+    damaged = find_damaged_shards(files, int(m.group(2)) if m and m.group(1) == "corrupted" else None)
+    if damaged:
+        what = "; ".join(f"the shard {p} is damaged: {why} (episode {p.name}__{i})" for p, i, why in damaged)
+        hint = _rebuild_hint(damaged[0][0].parent)
+    elif ds is None:
+        what, hint = ("a dataset shard is damaged; its folder is unknown (pass the run config to `Trainer`, or a "
+                      "`DataLoader` over `RLDSDataset`)"), _rebuild_hint(Path("."))
+    else:
+        listed = [str(p) for p in files[:20]] + ([f"... {len(files) - 20} more"] if len(files) > 20 else [])
+        what = f"a shard of {ds} is damaged, but none of its {len(files)} TFRecord files is truncated; they are {listed}"
+        hint = _rebuild_hint(files[0].parent if files else ds)
+    return DatasetShardError(
+        f"the training data cannot be read (micro-batch {micro + 1}/{self.cfg.grad_accum} of step {self.step + 1}, rank "
+        f"{self.accelerator.process_index}, after {self.micro_batches_seen} micro-batches): {what}. TensorFlow said: "
+        f"{text}. To fix it: {hint}")

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 # %% auto 0
-__all__ = ['NORMALIZATIONS', 'normalize', 'unnormalize']
+__all__ = ['normalize', 'unnormalize']
 
 # %% ../../nbs/10a_normalization.ipynb
-NORMALIZATIONS = ("bounds_q99", "bounds", "normal")
+from ..config import NORMALIZATIONS  # ("bounds_q99", "bounds", "normal"): defined once, beside data.normalization
 
 def _backend(x):
     "(float constant, bool constant, where, clip) for numpy arrays, torch tensors and TensorFlow tensors like `x`."

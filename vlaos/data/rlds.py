@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_rlds.ipynb 3
 from __future__ import annotations
-import os, json, math, shutil, tempfile, warnings, contextlib, io
+import os, json, math, shutil, tempfile, warnings, contextlib, io, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any
@@ -17,14 +17,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # silence TensorFlow's C++ i
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from ..config import DataConfig, ModelConfig
+from ..config import DataConfig, ModelConfig, validate_spec
+from .images import process_images, frame_to_crop
 from ..prompting import build_prompt, tokenize_prompts
 
 # %% auto 0
-__all__ = ['DATASET_SPECS', 'TOY_TASKS', 'STATS_FILE', 'AUGMENT_CROP_AREA', 'AUGMENT_BRIGHTNESS', 'AUGMENT_CONTRAST',
+__all__ = ['DATASET_SPECS', 'TOY_TASKS', 'STATS_FILE', 'AUGMENT_BRIGHTNESS', 'AUGMENT_CONTRAST', 'PIXEL_ANNOTATIONS',
            'EPISODE_SHUFFLE_BUFFER', 'DatasetSpec', 'get_spec', 'write_toy_rlds', 'resolve_dataset_dir', 'open_rlds',
-           'check_dataset', 'read_episodes', 'dataset_instructions', 'compute_statistics', 'center_crop',
-           'make_frame_dataset', 'RLDSDataset', 'VLACollator', 'make_dataloader', 'plot_frame']
+           'check_dataset', 'read_episodes', 'dataset_instructions', 'compute_statistics', 'make_frame_dataset',
+           'RLDSDataset', 'VLACollator', 'make_dataloader', 'plot_frame']
 
 # %% ../../nbs/10_rlds.ipynb
 def _configure_tensorflow(threads: int = int(os.environ.get("VLAOS_TF_THREADS", "2"))):
@@ -59,9 +60,14 @@ DATASET_SPECS = {
     "libero": DatasetSpec(image_keys=["image", "wrist_image"], gripper_dims=[6]),
 }
 
-def get_spec(spec: str | DatasetSpec) -> DatasetSpec:
-    "The `DatasetSpec` named `spec` (or `spec` itself); raises `ValueError` listing the known specs."
+def get_spec(spec: str | dict | DatasetSpec) -> DatasetSpec:
+    """The `DatasetSpec` named `spec`, or built from a `data.spec` mapping (`base` spec + field overrides), or `spec`
+    itself; raises `ValueError` listing the known specs, `vlaos.config.ConfigError` naming a bad mapping key."""
     if isinstance(spec, DatasetSpec): return spec
+    if isinstance(spec, dict):
+        d = dict(validate_spec(spec))
+        base = d.pop("base", None)
+        return dataclasses.replace(get_spec(base), **d) if base is not None else DatasetSpec(**d)
     if spec not in DATASET_SPECS:
         raise ValueError(f"unknown dataset spec {spec!r}; known specs: {list(DATASET_SPECS)} "
                          f"(add your own with vlaos.data.rlds.DATASET_SPECS[name] = DatasetSpec(...))")
@@ -356,7 +362,8 @@ class _Plan:
     history: int
     chunk_size: int
     goal_step: int
-    image_size: int
+    image_size: int  # model.vision.image_size: the side of every image the pipeline yields
+    crop_area: float  # model.vision.crop_area (vlaos.data.images)
     stats: dict
     normalization: str
     annotations: Any  # FeaturesDict of the annotations, or None
@@ -367,13 +374,12 @@ def _make_plan(data_cfg: DataConfig, model_cfg: ModelConfig, stats: dict) -> _Pl
     info = check_dataset(data_cfg.dataset_dir, data_cfg.spec, model_cfg)
     builder, spec = open_rlds(data_cfg.dataset_dir), get_spec(data_cfg.spec)
     ann = _field(_step_features(builder), spec.annotations_key) if spec.annotations_key else None
-    if data_cfg.normalization not in NORMALIZATIONS:
-        raise ValueError(f"data.normalization={data_cfg.normalization!r}; choose one of {list(NORMALIZATIONS)}")
-    if data_cfg.image_size != model_cfg.vision.image_size:
-        warnings.warn(f"data.image_size={data_cfg.image_size} differs from model.vision.image_size="
-                      f"{model_cfg.vision.image_size}: the vision backbone may reject these images")
+    S = model_cfg.vision.image_size  # one image pipeline: frames come out at the model's input size, as at inference
+    if data_cfg.image_size != S:
+        warnings.warn(f"data.image_size={data_cfg.image_size} differs from model.vision.image_size={S}: "
+                      f"frames are produced at the model's {S} px (set both to the same value)")
     return _Plan(builder, spec, info["views"], model_cfg.history, model_cfg.chunk_size, data_cfg.goal_image_step,
-                 data_cfg.image_size, stats, data_cfg.normalization, ann,
+                 S, model_cfg.vision.crop_area, stats, data_cfg.normalization, ann,
                  getattr(model_cfg, "ee_flow_points", 4), getattr(model_cfg, "ee_flow_stride", 4))
 
 def _episode_to_frames(plan: _Plan, episode: dict) -> dict:
@@ -413,9 +419,9 @@ def _episode_to_frames(plan: _Plan, episode: dict) -> dict:
     return frames
 
 # %% ../../nbs/10_rlds.ipynb
-AUGMENT_CROP_AREA = 0.9  # random-resized-crop area fraction (OpenVLA uses 0.9)
 AUGMENT_BRIGHTNESS = 0.1  # max brightness delta (images in [0, 1])
 AUGMENT_CONTRAST = (0.9, 1.1)  # contrast factor range
+PIXEL_ANNOTATIONS = ("ee_pixel", "object_pixels", "object_bboxes", "goal_pixel")  # annotation fields in primary-camera pixels, (u, v) pairs
 
 def _decode_images(feature, encoded):
     "Encoded images [n] (or raw [n, H, W, 3]) -> uint8 [n, H, W, 3]."
@@ -424,52 +430,54 @@ def _decode_images(feature, encoded):
         return tf.stack([feature.decode_example(encoded[i]) for i in range(n)])
     return tf.cast(encoded, tf.uint8)
 
-def _resize(images, size: int):
-    "uint8 [n, H, W, 3] -> float32 [n, size, size, 3] in [0, 255]."
-    images = tf.cast(images, tf.float32)
-    if images.shape[1] == size and images.shape[2] == size: return images
-    return tf.image.resize(images, [size, size], method="bilinear", antialias=True)
+def _crop_resize(images, size: int, crop_area: float, offset):
+    "`vlaos.data.images.process_images` inside tf.data: (uint8 [n, S, S, 3], int64 crop box [3] = (y0, x0, side))."
+    fn = lambda im, off: process_images(im, size, crop_area, (float(off[0]), float(off[1])))
+    out, box = tf.numpy_function(fn, [images, offset], [tf.uint8, tf.int64], stateful=False)
+    out.set_shape([None, size, size, 3]); box.set_shape([3])
+    return out, box
 
-def _augment(images, seed):
-    "Shared random crop + brightness/contrast jitter of float [n, S, S, 3] in [0, 255]; `seed` is a [2] int tensor."
-    S = images.shape[1]
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    c = int(round(S * math.sqrt(AUGMENT_CROP_AREA)))
-    n = tf.shape(images)[0]
-    images = tf.image.stateless_random_crop(images, tf.stack([n, c, c, 3]), seed=seeds[0])
-    images = tf.image.resize(images, [S, S], method="bilinear", antialias=True) / 255.0
-    images = tf.image.stateless_random_brightness(images, AUGMENT_BRIGHTNESS, seed=seeds[1])
-    images = tf.image.stateless_random_contrast(images, *AUGMENT_CONTRAST, seed=seeds[2])
-    return tf.clip_by_value(images, 0.0, 1.0) * 255.0
-
-def center_crop(images: np.ndarray,  # uint8 [..., H, W, 3]
-                area: float = AUGMENT_CROP_AREA,  # fraction of the area kept
-               ) -> np.ndarray:
-    "Central square crop of `area` of the image (the evaluation counterpart of the training crop); not resized."
-    H, W = images.shape[-3:-1]
-    c = int(round(min(H, W) * math.sqrt(area)))
-    y0, x0 = (H - c) // 2, (W - c) // 2
-    return images[..., y0:y0 + c, x0:x0 + c, :]
+def _jitter(images, seeds):
+    "Brightness / contrast jitter of uint8 [n, S, S, 3], shared by the n images; `seeds` is [2, 2] int."
+    x = tf.cast(images, tf.float32) / 255.0
+    x = tf.image.stateless_random_brightness(x, AUGMENT_BRIGHTNESS, seed=seeds[0])
+    x = tf.image.stateless_random_contrast(x, *AUGMENT_CONTRAST, seed=seeds[1])
+    return _to_uint8(tf.clip_by_value(x, 0.0, 1.0) * 255.0)
 
 def _to_uint8(images): return tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
 
+def _to_crop(uv, box, size: int):
+    "Camera-frame pixels (any shape [..., 2k]) -> pixels of the S x S model image (`vlaos.data.images.frame_to_crop`)."
+    uv = tf.cast(uv, tf.float32)
+    out = tf.numpy_function(lambda p, b: frame_to_crop(p.reshape(-1, 2), b, size).reshape(p.shape), [uv, box], tf.float32,
+                            stateful=False)
+    out.set_shape(uv.shape)
+    return out
+
 def _frame_transform(plan: _Plan, augment: bool, seed: int, index, frame: dict) -> dict:
-    "Decode / resize / augment one frame's images (frame number `index` of the stream seeds the augmentation)."
+    """Decode, crop + resize (`vlaos.data.images`) and jitter one frame's images; pixel annotations and `ee_flow` move
+    into the primary view's crop. Frame number `index` of the stream seeds the augmentation."""
     feats = _step_features(plan.builder)["observation"]
     out = {k: v for k, v in frame.items() if k not in ("images", "goal_image", "annotations")}
     views = []
     for v, key in enumerate(plan.views):
         stack = _decode_images(feats[key], frame["images"][key])  # [h, H, W, 3]
         if v == 0: stack = tf.concat([stack, _decode_images(feats[key], frame["goal_image"][None])], 0)  # + goal
-        stack = _resize(stack, plan.image_size)
-        if augment:
-            stack = _augment(stack, tf.random.experimental.stateless_fold_in(tf.stack([tf.cast(seed, tf.int64), index]), v))
-        stack = _to_uint8(stack)
-        if v == 0: out["goal_image"], stack = stack[-1], stack[:-1]
+        seeds = tf.random.experimental.stateless_split(
+            tf.random.experimental.stateless_fold_in(tf.stack([tf.cast(seed, tf.int64), index]), v), 3)
+        offset = tf.random.stateless_uniform([2], seed=seeds[0], dtype=tf.float64) if augment else tf.constant([0.5, 0.5], tf.float64)
+        stack, box = _crop_resize(stack, plan.image_size, plan.crop_area, offset)
+        if augment: stack = _jitter(stack, seeds[1:])
+        if v == 0: out["goal_image"], stack, out["crop_box"] = stack[-1], stack[:-1], box
         views.append(stack)
     out["images"] = tf.concat(views, 0)  # [views * history, S, S, 3], view-major: (view 0: t-h+1..t), (view 1: ...)
     out["sample_index"] = index
-    if "annotations" in frame: out["annotations"] = plan.annotations.decode_example(frame["annotations"])
+    if "ee_flow" in out: out["ee_flow"] = _to_crop(out["ee_flow"], out["crop_box"], plan.image_size)
+    if "annotations" in frame:
+        ann = dict(plan.annotations.decode_example(frame["annotations"]))
+        for k in PIXEL_ANNOTATIONS:
+            if k in ann: ann[k] = _to_crop(ann[k], out["crop_box"], plan.image_size)
+        out["annotations"] = ann
     return out
 
 # %% ../../nbs/10_rlds.ipynb
@@ -605,8 +613,8 @@ def make_dataloader(data_cfg: DataConfig, model_cfg: ModelConfig,
                     raise ValueError(f"{ds.info['dataset_dir']}: the dataset lacks the annotation field "
                                      f"'steps/{get_spec(data_cfg.spec).annotations_key}/{f}' that the {h} head needs "
                                      f"(model.planning_heads={model_cfg.planning_heads}; annotations present: {have})")
-        H, W = ds.info["image_shapes"][0][:2]  # annotations are pixels of the primary camera image as stored
-        collate = PlanningCollator(collate, tokenizer, model_cfg, (W, H))
+        S = model_cfg.vision.image_size  # the loader moved the pixel annotations into the S x S model image
+        collate = PlanningCollator(collate, tokenizer, model_cfg, (S, S))
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers, drop_last=train,
                                        collate_fn=collate,
                                        # TensorFlow is not fork-safe once initialised: workers start fresh interpreters

@@ -17,13 +17,13 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 
 # %% auto 0
-__all__ = ['MT10_TASKS', 'METAWORLD_INSTRUCTIONS', 'DEFAULT_CAMERAS', 'GRIPPER_BODIES', 'TASK_SPECS', 'DEFAULT_MAX_STEPS',
-           'DEFAULT_STEPS_AFTER_SUCCESS', 'DATASET_VERSION', 'RETRY_SEED_STRIDE', 'check_task', 'parse_tasks',
-           'make_renderer', 'camera_id', 'camera_is_rolled', 'MetaWorldEnv', 'project_points', 'segmentation_bodies',
-           'expert_policy', 'expert_action', 'TaskSpec', 'task_spec', 'move_primitive', 'describe_offset',
-           'PlanningAnnotator', 'collect_episode', 'plot_episode', 'episode_seed', 'save_episode', 'load_episode',
-           'episode_to_rlds', 'rlds_features', 'episode_cache_dir', 'collect_to_cache', 'write_rlds_dataset',
-           'build_metaworld_dataset', 'main']
+__all__ = ['MT10_TASKS', 'METAWORLD_INSTRUCTIONS', 'METAWORLD_DIFFICULTY', 'DEFAULT_CAMERAS', 'GRIPPER_BODIES', 'TASK_SPECS',
+           'DEFAULT_MAX_STEPS', 'DEFAULT_STEPS_AFTER_SUCCESS', 'DATASET_VERSION', 'RETRY_SEED_STRIDE', 'check_task',
+           'task_group', 'parse_tasks', 'make_renderer', 'camera_id', 'camera_is_rolled', 'MetaWorldEnv',
+           'project_points', 'segmentation_bodies', 'expert_policy', 'expert_action', 'TaskSpec', 'task_spec',
+           'move_primitive', 'describe_offset', 'PlanningAnnotator', 'collect_episode', 'plot_episode', 'episode_seed',
+           'save_episode', 'load_episode', 'episode_to_rlds', 'rlds_features', 'episode_cache_dir', 'collect_to_cache',
+           'write_rlds_dataset', 'build_metaworld_dataset', 'main']
 
 # %% ../../nbs/11_metaworld.ipynb
 MT10_TASKS = ['reach-v3', 'push-v3', 'pick-place-v3', 'door-open-v3', 'drawer-open-v3', 'drawer-close-v3',
@@ -89,7 +89,25 @@ def check_task(task:str  # Meta-World v3 task name, e.g. 'pick-place-v3'
         raise ValueError(f"unknown Meta-World task {task!r}; valid tasks: {', '.join(sorted(METAWORLD_INSTRUCTIONS))}")
     return task
 
-def parse_tasks(tasks:str|list[str]  # 'mt10', 'mt50', a comma-separated list, or a list of names
+# MT50 split by difficulty as LeRobot / SmolVLA report it (after Seo et al. 2022, "Masked World Models"): 28 / 11 / 6 / 5 tasks
+METAWORLD_DIFFICULTY = {
+    'easy': ['button-press-v3', 'button-press-topdown-v3', 'button-press-topdown-wall-v3', 'button-press-wall-v3',
+             'coffee-button-v3', 'dial-turn-v3', 'door-close-v3', 'door-lock-v3', 'door-open-v3', 'door-unlock-v3',
+             'drawer-close-v3', 'drawer-open-v3', 'faucet-close-v3', 'faucet-open-v3', 'handle-press-v3',
+             'handle-press-side-v3', 'handle-pull-v3', 'handle-pull-side-v3', 'lever-pull-v3', 'plate-slide-v3',
+             'plate-slide-back-v3', 'plate-slide-back-side-v3', 'plate-slide-side-v3', 'reach-v3', 'reach-wall-v3',
+             'window-close-v3', 'window-open-v3', 'peg-unplug-side-v3'],
+    'medium': ['basketball-v3', 'bin-picking-v3', 'box-close-v3', 'coffee-pull-v3', 'coffee-push-v3', 'hammer-v3',
+               'peg-insert-side-v3', 'push-wall-v3', 'soccer-v3', 'sweep-v3', 'sweep-into-v3'],
+    'hard': ['assembly-v3', 'hand-insert-v3', 'pick-out-of-hole-v3', 'pick-place-v3', 'push-v3', 'push-back-v3'],
+    'very_hard': ['shelf-place-v3', 'disassemble-v3', 'stick-pull-v3', 'stick-push-v3', 'pick-place-wall-v3'],
+}
+
+def task_group(task:str) -> str:
+    "The MT50 difficulty group ('easy' | 'medium' | 'hard' | 'very_hard') of a Meta-World v3 task."
+    return next(g for g, ts in METAWORLD_DIFFICULTY.items() if check_task(task) in ts)
+
+def parse_tasks(tasks:str|list[str]  # 'mt10', 'mt50', a difficulty group ('easy', 'medium', 'hard', 'very_hard'), a comma-separated list (groups allowed), or a list of names
                ) -> list[str]:
     "Expand a task spec into a validated list of task names (order kept, duplicates dropped)."
     if isinstance(tasks, str):
@@ -97,6 +115,7 @@ def parse_tasks(tasks:str|list[str]  # 'mt10', 'mt50', a comma-separated list, o
         if key == 'mt10': return list(MT10_TASKS)
         if key in ('mt50', 'all'): return sorted(METAWORLD_INSTRUCTIONS)
         tasks = [t.strip() for t in tasks.split(',') if t.strip()]
+    tasks = [x for t in tasks for x in (METAWORLD_DIFFICULTY.get(t.lower().replace('-', '_'), [t]) if isinstance(t, str) else [t])]
     out = []
     for t in tasks:
         if check_task(t) not in out: out.append(t)

@@ -150,7 +150,9 @@ class ActionHead(nn.Module):
 
     @torch.no_grad()
     def sample(self, ctx: ActionContext, proprio, # [B, T_hist, D_proprio]
-               steps: int|None=None, solver: str|None=None, generator=None, return_nfe: bool=False):
+               steps: int|None=None, solver: str|None=None,
+               generator=None, # a torch.Generator for the batch's noise, or a list of B generators (one per sample: a sample's noise then does not depend on the batch it is in)
+               return_nfe: bool=False):
         "An action chunk [B, T_chunk, D_action] (normalized): integrate the velocity field from noise, reusing `ctx`."
         B = proprio.shape[0]
         shape = (B, self.chunk_size, self.action_dim)
@@ -158,7 +160,10 @@ class ActionHead(nn.Module):
             a = self.forward_tokens(ctx, torch.zeros(shape, device=proprio.device, dtype=proprio.dtype),
                                     torch.ones(B, device=proprio.device), proprio)
             return (a, 1) if return_nfe else a
-        x0 = torch.randn(shape, device=proprio.device, dtype=proprio.dtype, generator=generator)
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != B: raise ValueError(f"{len(generator)} generators for a batch of {B}")
+            x0 = torch.cat([torch.randn((1, *shape[1:]), device=proprio.device, dtype=proprio.dtype, generator=g) for g in generator])
+        else: x0 = torch.randn(shape, device=proprio.device, dtype=proprio.dtype, generator=generator)
         velocity = lambda x, t: self.forward_tokens(ctx, x, t.expand(B).to(x.device), proprio)
         return ode_solve(velocity, x0, steps=steps or self.cfg.num_inference_steps,
                          method=solver or self.cfg.solver, return_nfe=return_nfe)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07_planning_heads.ipynb 3
 from __future__ import annotations
-import re
+import re, warnings
 from dataclasses import dataclass, field
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -135,18 +135,31 @@ def parse_visual_plan(text: str, # decoded visual-plan text
     return out
 
 # %% ../../nbs/07_planning_heads.ipynb
+_PLAN_TRUNCATION_WARNED = set()  # the `config_key`s whose truncation this process has already warned about
+
 def encode_plans(tokenizer, texts: list[str],
                  max_length: int, # T: BOS + tokens + EOS, padded / truncated (the EOS is dropped when truncated)
+                 config_key: str="max_length", # the setting that gives T, named in the truncation warning
                 ) -> dict:
-    "`ids` long [B, T], `mask` bool [B, T] (True = real token), `labels` long [B, T] (−100 on BOS and padding)."
+    """`ids` long [B, T], `mask` bool [B, T] (True = real token), `labels` long [B, T] (−100 on BOS and padding).
+    Warns (once per process and `config_key`) when plans do not fit: how many, the longest, and what to raise."""
     bos = eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     B = len(texts)
     ids = torch.full((B, max_length), pad, dtype=torch.long)
     mask = torch.zeros(B, max_length, dtype=torch.bool)
+    lengths = []  # full length of each sequence
     for i, toks in enumerate(tokenizer(list(texts), add_special_tokens=False)["input_ids"]):
-        seq = ([bos] + list(toks) + [eos])[:max_length]
+        seq = [bos] + list(toks) + [eos]
+        lengths.append(len(seq))
+        seq = seq[:max_length]
         ids[i, :len(seq)], mask[i, :len(seq)] = torch.tensor(seq), True
+    over = [n for n in lengths if n > max_length]
+    if over and config_key not in _PLAN_TRUNCATION_WARNED:
+        _PLAN_TRUNCATION_WARNED.add(config_key)
+        warnings.warn(f"{len(over)} of {B} plans in a batch are longer than {config_key}={max_length} tokens and were "
+                      f"truncated (the longest has {max(over)} tokens, BOS and EOS included): the head never learns "
+                      f"their end. Set {config_key} to at least {max(over)}. (Warned once per process.)", stacklevel=2)
     labels = ids.masked_fill(~mask, -100)
     labels[:, 0] = -100
     return {"ids": ids, "mask": mask, "labels": labels}
@@ -176,14 +189,15 @@ def plan_targets(batch: dict, # collated batch with `annotations` (dict of lists
         frames = [{k: v[i] for k, v in ann.items()} for i in range(B)]
         if head == "language_planning":
             instr = batch.get("instructions") or [""] * B
-            texts, T = [language_plan_text(f, s) for f, s in zip(frames, instr)], cfg.max_language_plan_length
+            texts = [language_plan_text(f, s) for f, s in zip(frames, instr)]
+            T, key = cfg.max_language_plan_length, "model.max_language_plan_length"
         else:
             location_token_ids(tokenizer, cfg.num_location_tokens)  # clear error when the tokens are missing
             flow = batch.get("ee_flow")
             texts = [visual_plan_text(f, image_size, cfg.num_location_tokens, None if flow is None else flow[i])
                      for i, f in enumerate(frames)]
-            T = cfg.max_visual_plan_length
-        enc = encode_plans(tokenizer, texts, T)
+            T, key = cfg.max_visual_plan_length, "model.max_visual_plan_length"
+        enc = encode_plans(tokenizer, texts, T, key)
         p = PLAN_BATCH_PREFIX[head]
         out.update({f"{p}_ids": enc["ids"], f"{p}_mask": enc["mask"], f"{p}_labels": enc["labels"]})
     return out
