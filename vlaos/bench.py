@@ -155,7 +155,6 @@ def bench_rollouts(checkpoint: str, # run dir or model dir
                    max_steps: int=100, # env steps per episode
                    num_envs: int=3, # worker processes of the vectorized run
                    image_size: int|None=None, # render size (default: the checkpoint's training frames)
-                   mp_context: str="spawn", # start method of the env workers ('fork' starts faster; 'spawn' is the safe default)
                   ) -> dict:
     "Episodes per minute of the serial and the vectorized evaluation of one checkpoint, same seeds (see above)."
     from vlaos.paradigms import VLABase
@@ -167,14 +166,13 @@ def bench_rollouts(checkpoint: str, # run dir or model dir
     ts, out = parse_tasks(tasks), {}
     for name, n in [("serial", 1), ("vectorized", num_envs)]:
         t0 = time.perf_counter()
-        r = evaluate(model, ts, episodes, max_steps, seed=1000, video=False, show_plans=False, image_size=size, num_envs=n,
-                     mp_context=mp_context)
+        r = evaluate(model, ts, episodes, max_steps, seed=1000, video=False, show_plans=False, image_size=size, num_envs=n)
         dt = time.perf_counter() - t0
         out[name] = r
         out[f"{name}_episodes_per_min"] = 60 * len(ts) * episodes / dt
     key = lambda e: (e["success"], e["steps"])
     same = [key(a) == key(b) for a, b in zip(out["serial"]["episodes"], out["vectorized"]["episodes"])]
-    return {"rollout_tasks": ",".join(ts), "rollout_episodes": len(ts) * episodes, "rollout_num_envs": num_envs, "mp_context": mp_context,
+    return {"rollout_tasks": ",".join(ts), "rollout_episodes": len(ts) * episodes, "rollout_num_envs": num_envs,
             "serial_episodes_per_min": out["serial_episodes_per_min"], "vectorized_episodes_per_min": out["vectorized_episodes_per_min"],
             "vectorized_over_serial": out["vectorized_episodes_per_min"] / out["serial_episodes_per_min"],
             "rollout_episodes_identical": f"{sum(same)}/{len(same)}",
@@ -190,11 +188,10 @@ def main(config: str=None, # YAML run config (default: the `tiny` preset)
          out: str=None, # also write the figures to this JSON file
          rollouts: str=None, # a checkpoint: benchmark serial vs vectorized closed-loop evaluation only (see bench_rollouts)
          num_envs: int=3, # worker processes for --rollouts
-         mp_context: str="spawn", # start method of the --rollouts env workers
         ):
     "Print training samples/s, inference ms per action chunk (and ratio to floor), loader samples/s."
     if rollouts:
-        res = bench_rollouts(rollouts, num_envs=num_envs, mp_context=mp_context)
+        res = bench_rollouts(rollouts, num_envs=num_envs)
         for k, v in res.items(): print(f"{k:30s} {v:.3f}" if isinstance(v, float) else f"{k:30s} {v}")
         if out: Path(out).write_text(json.dumps({"command": "vlaos_bench " + " ".join(sys.argv[1:]), **res}, indent=1))
         return

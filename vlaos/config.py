@@ -121,8 +121,8 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     "An RLDS dataset (TFDS directory) and how to turn it into training samples."
-    dataset_dir: str = "data/metaworld"  # directory readable by tfds.builder_from_directory
-    spec: str|dict = "metaworld"  # key mapping of the dataset: a name ('metaworld' | 'libero', see vlaos.data.rlds.DATASET_SPECS) or a mapping of DATASET_SPEC_FIELDS, e.g. {base: libero, image_keys: [agentview_rgb, eye_in_hand_rgb]}
+    dataset_dir: str = "data/metaworld"  # an RLDS folder (readable by tfds.builder_from_directory) or a LeRobotDataset v3 folder (meta/info.json)
+    spec: str|dict = "metaworld"  # key mapping of the dataset: a name ('metaworld' | 'libero', see vlaos.data.rlds.DATASET_SPECS; 'lerobot_metaworld' | 'lerobot_libero', vlaos.data.lerobot.LEROBOT_SPECS) or a mapping of DATASET_SPEC_FIELDS, e.g. {base: libero, image_keys: [agentview_rgb, eye_in_hand_rgb]}
     split: str = "train"  # TFDS split (slicing like 'train[:90%]' allowed)
     image_size: int = 224  # images resized to this side (should equal model.vision.image_size)
     shuffle_buffer: int = 10000  # frames in the tf.data shuffle buffer

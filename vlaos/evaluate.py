@@ -108,6 +108,8 @@ def draw_plan_on_frame(frame: np.ndarray, # uint8 [H, W, 3] primary-camera frame
     return np.asarray(im)
 
 # %% ../nbs/14_evaluate.ipynb
+def _fname(task: str) -> str: return task.replace("/", "_")  # LIBERO tasks are 'suite/id'
+
 def _jsonable(x):
     if isinstance(x, dict): return {k: _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
@@ -122,7 +124,7 @@ def _report_plans(task: str, plans: list, out):
     for k in ("language_plan", "visual_plan"):
         if first.get(k): print(f"[{k}]\n{first[k]}")
     if out:
-        with open(Path(out) / f"{task}_episode0_plans.jsonl", "w") as f:
+        with open(Path(out) / f"{_fname(task)}_episode0_plans.jsonl", "w") as f:
             for p in plans: f.write(json.dumps(_jsonable({k: v for k, v in p.items() if k != "goal_image"})) + "\n")
 
 def rollout(env, policy: ChunkedPolicy, seed: int, max_steps: int, record: bool=False,
@@ -234,7 +236,7 @@ def evaluate(model, # a vlaos paradigm
              num_envs: int=1, # >1: that many environments in worker processes, one batched predict_action per step
              task_groups: dict|None=None, # task -> group name; default: Meta-World's difficulty groups when every task has one
              view_keys=("image", "wrist_image"), # env observation keys of the model's views
-             mp_context: str|None="spawn", # start method of the env workers (num_envs > 1)
+             mp_context: str|None="spawn", # start method of the env workers (num_envs > 1); 'fork' hung here after the parent had rendered with EGL: tests with fake envs only
             ) -> dict:
     "Closed-loop success per task / group / overall with Wilson 95 % intervals; a failed episode is recorded, not fatal."
     if make_env is None: make_env = partial(_metaworld_env, max_episode_steps=max_episode_steps)
@@ -270,7 +272,7 @@ def evaluate(model, # a vlaos paradigm
                          "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=4)}
                 recs.append(r); bar.update(1)
             if hasattr(env, "close"): env.close()
-        if frames and out: _save_video(out / f"{task}_episode0.mp4", frames)
+        if frames and out: _save_video(out / f"{_fname(task)}_episode0.mp4", frames)
         for i, r in enumerate(recs): results["episodes"].append({"task": task, "episode": i, "seed": seed + i, **r})
         succ, errs = sum(bool(r["success"]) for r in recs), [r for r in recs if "error" in r]
         dt = time.time() - t_task
@@ -367,7 +369,6 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
          seed: int=None, # base seed (default: eval.seed)
          image_size: int=None, # render size (default: the training frames' size saved in the checkpoint, else data.image_size)
          num_envs: int=1, # environments in worker processes (one batched predict_action per step)
-         mp_context: str="spawn", # start method of the env workers: 'spawn' (safe) or 'fork' (starts faster)
          out: str=None, # output dir (default: <run dir>/eval)
          no_video: bool=False, # skip the MP4s
          no_plans: bool=False, # do not generate / print / draw plans (paradigms with planning heads)
@@ -397,7 +398,7 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
     out_dir = out or (run_dir / "eval" if run_dir else ck / "eval")
     res = evaluate(model, task_list, episodes or ecfg.episodes_per_task, steps, execute_steps or ecfg.execute_steps,
                    ecfg.seed if seed is None else seed, out_dir, video=ecfg.video and not no_video, image_size=int(size),
-                   make_env=make_env, show_plans=not no_plans, num_envs=num_envs, task_groups=groups, mp_context=mp_context)
+                   make_env=make_env, show_plans=not no_plans, num_envs=num_envs, task_groups=groups)
     print(success_table(res))
     print(f"results: {Path(out_dir).resolve()}")
     check_failures(res)  # console scripts exit with main's return value: return nothing

@@ -90,7 +90,7 @@ class HierarchicalVLA(VLABase):
         if "language_planning" in cfg.planning_heads:
             if cfg.low_level.language_encoder:  # a separate frozen text encoder (hub id or local path)
                 from transformers import AutoModel, AutoTokenizer
-                self.text_encoder = AutoModel.from_pretrained(cfg.low_level.language_encoder).requires_grad_(False).eval()
+                self.text_encoder = AutoModel.from_pretrained(cfg.low_level.language_encoder, dtype=torch.float32).requires_grad_(False).eval()
                 self.text_tokenizer = AutoTokenizer.from_pretrained(cfg.low_level.language_encoder)
                 if self.text_tokenizer.pad_token is None: self.text_tokenizer.pad_token = self.text_tokenizer.eos_token
                 lang_dim = self.text_encoder.config.hidden_size

@@ -41,7 +41,9 @@ def run_tokenizer(cfg: RunConfig, accelerator):
     if cfg.model.tokenizer: return load_tokenizer(cfg.model.tokenizer)
     path = Path(cfg.train.output_dir) / "tokenizer"
     if accelerator.is_main_process and not (path / "tokenizer.json").exists():
-        texts = [build_prompt(i, cfg.model.prompt_style) for i in dataset_instructions(cfg.data.dataset_dir, cfg.data.spec)]
+        from vlaos.data.lerobot import is_lerobot_dataset, lerobot_instructions
+        instructions = (lerobot_instructions if is_lerobot_dataset(cfg.data.dataset_dir) else dataset_instructions)(cfg.data.dataset_dir, cfg.data.spec)
+        texts = [build_prompt(i, cfg.model.prompt_style) for i in instructions]
         if {"language_planning", "visual_planning"} & set(cfg.model.planning_heads):
             # plans are generated with this tokenizer too: train it on their words so plans take few tokens
             from vlaos.heads.planning import LANGUAGE_PLAN_TAGS, VISUAL_PLAN_TAGS
@@ -59,10 +61,12 @@ def train(cfg: RunConfig, # resolved run config
     "Train `cfg` on its dataset; returns the trainer's final metrics (or the trainer)."
     accelerator = make_accelerator(cfg.train)
     out = Path(cfg.train.output_dir)
-    spec = get_spec(cfg.data.spec)  # a name in DATASET_SPECS or the run's own key mapping
-    info = check_dataset(cfg.data.dataset_dir, spec, cfg.model)
+    from vlaos.data.lerobot import is_lerobot_dataset, get_lerobot_spec, check_lerobot_dataset, compute_lerobot_statistics
+    lerobot = is_lerobot_dataset(cfg.data.dataset_dir)  # a LeRobotDataset v3 folder, else RLDS
+    spec = (get_lerobot_spec if lerobot else get_spec)(cfg.data.spec)  # a named spec or the run's own key mapping
+    info = (check_lerobot_dataset if lerobot else check_dataset)(cfg.data.dataset_dir, spec, cfg.model)
     with accelerator.main_process_first():
-        stats = compute_statistics(cfg.data.dataset_dir, spec, cfg.data.split)
+        stats = (compute_lerobot_statistics if lerobot else compute_statistics)(cfg.data.dataset_dir, spec, cfg.data.split)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")

@@ -2,12 +2,12 @@
 
 # %% ../../nbs/10b_images.ipynb 3
 from __future__ import annotations
-import math
+import math, re
 import numpy as np
 from PIL import Image
 
 # %% auto 0
-__all__ = ['crop_box', 'process_images', 'frame_to_crop', 'crop_to_frame']
+__all__ = ['crop_box', 'process_images', 'frame_to_crop', 'crop_text_boxes', 'crop_to_frame']
 
 # %% ../../nbs/10b_images.ipynb
 def crop_box(height: int, width: int, # camera frame size in pixels
@@ -46,6 +46,16 @@ def frame_to_crop(uv, # float [..., 2] pixel coordinates (u = column, v = row) i
     "The same points in pixels of the S x S model image: (uv - (x0, y0)) * S / side (may fall outside [0, S])."
     y0, x0, side = (float(b) for b in np.asarray(box).reshape(3))
     return ((np.asarray(uv, np.float64) - np.array([x0, y0])) * (size / side)).astype(np.float32)
+
+_TEXT_BOX = re.compile(r"\[\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\]")
+
+def crop_text_boxes(text: str, # a label string with pixel boxes written '[u1, v1, u2, v2]' (e.g. VISIBLE OBJECTS: 'puck [59, 57, 85, 75]')
+                    box, size: int) -> str:
+    "The same string with every box moved into the S x S model image (`frame_to_crop`), rounded and clipped to [0, S]."
+    def sub(m):
+        p = frame_to_crop(np.array([float(g) for g in m.groups()]).reshape(2, 2), box, size)
+        return "[" + ", ".join(str(int(v)) for v in np.clip(np.round(p), 0, size).reshape(-1)) + "]"
+    return _TEXT_BOX.sub(sub, text)
 
 def crop_to_frame(uv, # float [..., 2] pixel coordinates in the S x S model image
                   box, size: int) -> np.ndarray:

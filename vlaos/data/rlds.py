@@ -18,14 +18,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from ..config import DataConfig, ModelConfig, validate_spec
-from .images import process_images, frame_to_crop
+from .images import process_images, frame_to_crop, crop_text_boxes
 from ..prompting import build_prompt, tokenize_prompts
 
 # %% auto 0
 __all__ = ['DATASET_SPECS', 'TOY_TASKS', 'STATS_FILE', 'AUGMENT_BRIGHTNESS', 'AUGMENT_CONTRAST', 'PIXEL_ANNOTATIONS',
-           'EPISODE_SHUFFLE_BUFFER', 'DatasetSpec', 'get_spec', 'write_toy_rlds', 'resolve_dataset_dir', 'open_rlds',
-           'check_dataset', 'read_episodes', 'dataset_instructions', 'compute_statistics', 'make_frame_dataset',
-           'RLDSDataset', 'VLACollator', 'make_dataloader', 'plot_frame']
+           'TEXT_BOX_ANNOTATIONS', 'EPISODE_SHUFFLE_BUFFER', 'DatasetSpec', 'get_spec', 'write_toy_rlds',
+           'resolve_dataset_dir', 'open_rlds', 'check_dataset', 'read_episodes', 'dataset_instructions',
+           'compute_statistics', 'make_frame_dataset', 'RLDSDataset', 'VLACollator', 'make_dataloader', 'plot_frame']
 
 # %% ../../nbs/10_rlds.ipynb
 def _configure_tensorflow(threads: int = int(os.environ.get("VLAOS_TF_THREADS", "2"))):
@@ -422,6 +422,7 @@ def _episode_to_frames(plan: _Plan, episode: dict) -> dict:
 AUGMENT_BRIGHTNESS = 0.1  # max brightness delta (images in [0, 1])
 AUGMENT_CONTRAST = (0.9, 1.1)  # contrast factor range
 PIXEL_ANNOTATIONS = ("ee_pixel", "object_pixels", "object_bboxes", "goal_pixel")  # annotation fields in primary-camera pixels, (u, v) pairs
+TEXT_BOX_ANNOTATIONS = ("visible_objects",)  # annotation strings with '[u1, v1, u2, v2]' pixel boxes (Meta-World writer)
 
 def _decode_images(feature, encoded):
     "Encoded images [n] (or raw [n, H, W, 3]) -> uint8 [n, H, W, 3]."
@@ -477,6 +478,10 @@ def _frame_transform(plan: _Plan, augment: bool, seed: int, index, frame: dict) 
         ann = dict(plan.annotations.decode_example(frame["annotations"]))
         for k in PIXEL_ANNOTATIONS:
             if k in ann: ann[k] = _to_crop(ann[k], out["crop_box"], plan.image_size)
+        for k in TEXT_BOX_ANNOTATIONS:
+            if k in ann:
+                fn = lambda s, b: np.bytes_(crop_text_boxes(s.decode("utf-8"), b, plan.image_size).encode("utf-8"))
+                ann[k] = tf.numpy_function(fn, [ann[k], out["crop_box"]], tf.string, stateful=False); ann[k].set_shape([])
         out["annotations"] = ann
     return out
 
@@ -599,9 +604,12 @@ def make_dataloader(data_cfg: DataConfig, model_cfg: ModelConfig,
                     num_workers: int = 0,  # torch workers on top of tf.data (0 recommended, see RLDSDataset)
                     prompt_style: str = "plain",  # build_prompt style
                    ) -> torch.utils.data.DataLoader:
-    "A torch `DataLoader` of collated batches; the statistics used are `loader.dataset.stats` (save them with the run)."
-    ds = RLDSDataset(data_cfg, model_cfg, stats, train=train, seed=seed, rank=rank, world_size=world_size,
-                     skip_samples=skip_samples)
+    """A torch `DataLoader` of collated batches; the statistics used are `loader.dataset.stats` (save them with the run).
+    `data_cfg.dataset_dir` may be an RLDS folder or a LeRobotDataset v3 folder (`vlaos.data.lerobot`: same frames)."""
+    from vlaos.data.lerobot import is_lerobot_dataset, LeRobotFrames, get_lerobot_spec  # imports this module: lazily
+    lerobot = is_lerobot_dataset(data_cfg.dataset_dir)
+    ds = (LeRobotFrames if lerobot else RLDSDataset)(data_cfg, model_cfg, stats, train=train, seed=seed, rank=rank,
+                                                     world_size=world_size, skip_samples=skip_samples)
     collate = VLACollator(tokenizer, model_cfg.max_prompt_length, prompt_style)
     heads = [h for h in getattr(model_cfg, "planning_heads", []) if h in ("language_planning", "visual_planning")]
     if heads:  # planning targets (vlaos.heads.planning); fail now, naming the field, if the dataset lacks labels
@@ -611,7 +619,7 @@ def make_dataloader(data_cfg: DataConfig, model_cfg: ModelConfig,
             for f in REQUIRED_ANNOTATIONS[h]:
                 if f not in have:
                     raise ValueError(f"{ds.info['dataset_dir']}: the dataset lacks the annotation field "
-                                     f"'steps/{get_spec(data_cfg.spec).annotations_key}/{f}' that the {h} head needs "
+                                     f"'steps/{(get_lerobot_spec if lerobot else get_spec)(data_cfg.spec).annotations_key}/{f}' that the {h} head needs "
                                      f"(model.planning_heads={model_cfg.planning_heads}; annotations present: {have})")
         S = model_cfg.vision.image_size  # the loader moved the pixel annotations into the S x S model image
         collate = PlanningCollator(collate, tokenizer, model_cfg, (S, S))
