@@ -146,13 +146,15 @@ def rollout(env, policy: ChunkedPolicy, seed: int, max_steps: int, record: bool=
 
 def rollout_vectorized(make_env, task: str, policy: ChunkedPolicy, episodes: int, seed: int, max_steps: int,
                        image_size: int, record_first: bool=False, context: str|None="spawn",
-                       progress=None) -> tuple[list[dict], list]:
-    "All `episodes` of `task` in `policy.num_envs` worker processes: (records in episode order, frames of episode 0)."
+                       progress=None, vec=None) -> tuple[list[dict], list]:
+    """All `episodes` of `task` in `policy.num_envs` worker processes: (records in episode order, frames of episode 0).
+    `vec`: a `vlaos.envs.vector.make_vector_env` to reuse (switched to `task`; not closed), else one is made and closed."""
     from vlaos.envs.vector import make_vector_env
-    n = min(policy.num_envs, episodes)
-    vec = make_vector_env(make_env, task, seed, image_size, policy.model.cfg.action_dim, n, context)
+    own = vec is None
+    if own: vec = make_vector_env(make_env, task, seed, image_size, policy.model.cfg.action_dim, min(policy.num_envs, episodes), context)
+    n = vec.num_envs
     try:
-        instruction = vec.get_attr("instruction")[0]
+        instruction = vec.call("set_task", task, seed)[0]
         records, frames, todo = {}, [], list(range(episodes))
         slot_ep, state = [None] * n, [None] * n
         def start(slots):
@@ -205,14 +207,10 @@ def rollout_vectorized(make_env, task: str, policy: ChunkedPolicy, episodes: int
                 o2, info = start(done)
                 if o2: obs = {k: np.where(np.asarray([s in done for s in range(n)]).reshape(-1, *[1] * (obs[k].ndim - 1)), o2[k], obs[k]) for k in obs}
         return [records[i] for i in range(episodes)], frames
-    finally: vec.close()
+    finally:
+        if own: vec.close()
 
 # %% ../nbs/14_evaluate.ipynb
-def _metaworld_env(task: str, seed: int, image_size: int, max_episode_steps: int=200):
-    "Default environment factory (module level, so spawned workers can unpickle it)."
-    from vlaos.envs.metaworld import MetaWorldEnv
-    return MetaWorldEnv(task, seed=seed, image_size=image_size, max_episode_steps=max_episode_steps)
-
 def _rate(succ: int, n: int) -> dict:
     lo, hi = wilson_interval(succ, n)
     return {"successes": succ, "episodes": n, "success_rate": succ / max(n, 1), "ci95": [lo, hi], "pc_success": 100 * succ / max(n, 1)}
@@ -239,7 +237,9 @@ def evaluate(model, # a vlaos paradigm
              mp_context: str|None="spawn", # start method of the env workers (num_envs > 1); 'fork' hung here after the parent had rendered with EGL: tests with fake envs only
             ) -> dict:
     "Closed-loop success per task / group / overall with Wilson 95 % intervals; a failed episode is recorded, not fatal."
-    if make_env is None: make_env = partial(_metaworld_env, max_episode_steps=max_episode_steps)
+    if make_env is None:
+        from vlaos.envs.metaworld import make_metaworld_env
+        make_env = partial(make_metaworld_env, max_episode_steps=max_episode_steps)
     if task_groups is None:
         from vlaos.envs.metaworld import METAWORLD_DIFFICULTY
         g = {t: k for k, ts in METAWORLD_DIFFICULTY.items() for t in ts}
@@ -248,13 +248,29 @@ def evaluate(model, # a vlaos paradigm
     if out: out.mkdir(parents=True, exist_ok=True)
     results, t0 = {"tasks": {}, "episodes": []}, time.time()
     bar = tqdm(total=len(tasks) * episodes_per_task, desc="rollouts")
+    vec = None
+    if num_envs > 1 and tasks:  # worker processes started once, switched from task to task
+        from vlaos.envs.vector import make_vector_env
+        vec = make_vector_env(make_env, tasks[0], seed, image_size, model.cfg.action_dim, min(num_envs, episodes_per_task), mp_context)
+    try: _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_steps, seed, out, video, image_size,
+                         make_env, show_plans, num_envs, view_keys, mp_context, vec, bar, results)
+    finally:
+        if vec is not None: vec.close()
+    bar.close()
+    return _summarize(results, tasks, episodes_per_task, task_groups, out, t0, max_episode_steps, execute_steps, seed,
+                      image_size, num_envs)
+
+def _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_steps, seed, out, video, image_size,
+                    make_env, show_plans, num_envs, view_keys, mp_context, vec, bar, results):
+    "The rollouts of `evaluate`, task by task, into `results` (serial loop, or the vector env `vec`)."
     for task in tasks:
         t_task = time.time()
         recs, frames = [], []
         if num_envs > 1:
             policy = ChunkedPolicy(model, execute_steps, view_keys, num_envs=num_envs)
             recs, frames = rollout_vectorized(make_env, task, policy, episodes_per_task, seed, max_episode_steps, image_size,
-                                              record_first=video and out is not None, context=mp_context, progress=bar.update)
+                                              record_first=video and out is not None, context=mp_context, progress=bar.update,
+                                              vec=vec)
         else:
             env = make_env(task, seed, image_size)
             policy = ChunkedPolicy(model, execute_steps, view_keys)
@@ -282,7 +298,10 @@ def evaluate(model, # a vlaos paradigm
                                   "avg_max_reward": float(np.mean([r["max_reward"] for r in recs])),
                                   "eval_s": dt, "eval_ep_s": dt / max(episodes_per_task, 1)}
         bar.set_postfix(task=task, success=f"{succ}/{episodes_per_task}")
-    bar.close()
+
+def _summarize(results, tasks, episodes_per_task, task_groups, out, t0, max_episode_steps, execute_steps, seed,
+               image_size, num_envs) -> dict:
+    "Pooled, per-group and LeRobot-style figures of `evaluate`'s per-task results; writes results.json and success.png."
     T = results["tasks"]
     n, s = len(tasks) * episodes_per_task, sum(t["successes"] for t in T.values())
     results["mean_success_rate"], results["ci95"] = s / max(n, 1), list(wilson_interval(s, n))

@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 __all__ = ['MT10_TASKS', 'METAWORLD_INSTRUCTIONS', 'METAWORLD_DIFFICULTY', 'DEFAULT_CAMERAS', 'GRIPPER_BODIES', 'TASK_SPECS',
            'DEFAULT_MAX_STEPS', 'DEFAULT_STEPS_AFTER_SUCCESS', 'DATASET_VERSION', 'RETRY_SEED_STRIDE', 'check_task',
            'task_group', 'parse_tasks', 'make_renderer', 'camera_id', 'camera_is_rolled', 'MetaWorldEnv',
-           'project_points', 'segmentation_bodies', 'expert_policy', 'expert_action', 'TaskSpec', 'task_spec',
-           'move_primitive', 'describe_offset', 'PlanningAnnotator', 'collect_episode', 'plot_episode', 'episode_seed',
-           'save_episode', 'load_episode', 'episode_to_rlds', 'rlds_features', 'episode_cache_dir', 'collect_to_cache',
-           'write_rlds_dataset', 'build_metaworld_dataset', 'main']
+           'make_metaworld_env', 'project_points', 'segmentation_bodies', 'expert_policy', 'expert_action', 'TaskSpec',
+           'task_spec', 'move_primitive', 'describe_offset', 'PlanningAnnotator', 'collect_episode', 'plot_episode',
+           'episode_seed', 'save_episode', 'load_episode', 'episode_to_rlds', 'rlds_features', 'episode_cache_dir',
+           'collect_to_cache', 'write_rlds_dataset', 'build_metaworld_dataset', 'main']
 
 # %% ../../nbs/11_metaworld.ipynb
 MT10_TASKS = ['reach-v3', 'push-v3', 'pick-place-v3', 'door-open-v3', 'drawer-open-v3', 'drawer-close-v3',
@@ -225,6 +225,10 @@ class MetaWorldEnv:
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
     def __repr__(self): return f"MetaWorldEnv({self.task!r}, seed={self.seed}, image_size={self.image_size}, cameras={self.cameras})"
+
+def make_metaworld_env(task:str, seed:int, image_size:int, max_episode_steps:int=200) -> MetaWorldEnv:
+    "`make_env(task, seed, image_size)` factory of `vlaos.evaluate` (module level and torch-free: env worker processes import it fast)."
+    return MetaWorldEnv(task, seed=seed, image_size=image_size, max_episode_steps=max_episode_steps)
 
 # %% ../../nbs/11_metaworld.ipynb
 def project_points(env,                         # `MetaWorldEnv`, or anything with MuJoCo `.model` and `.data`

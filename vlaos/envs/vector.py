@@ -19,6 +19,7 @@ class GymEnv(gym.Env):
                  task: str, seed: int, image_size: int,
                  action_dim: int, # D of the actions the policy sends (the env itself checks its own)
                 ):
+        self.make_env, self.image_size = make_env, image_size
         self.env, self.task = make_env(task, seed, image_size), task
         obs = self.env.reset(seed=seed)
         self.instruction = obs.get("instruction", "")
@@ -27,6 +28,17 @@ class GymEnv(gym.Env):
                else gym.spaces.Box(-np.inf, np.inf, np.shape(obs[k]), np.float32) for k in OBS_KEYS if k in obs})
         self.action_space = gym.spaces.Box(-np.inf, np.inf, (int(action_dim),), np.float32)
         self._last, self._done = self._arrays(obs), True
+
+    def set_task(self, task: str, seed: int):
+        "Replace the environment by one of `task` (the worker process and its imports are reused across tasks)."
+        if task == self.task: return self.instruction
+        self.close()
+        self.env, self.task = self.make_env(task, seed, self.image_size), task
+        obs = self.env.reset(seed=seed)
+        bad = [k for k in self.observation_space if np.shape(obs.get(k)) != self.observation_space[k].shape]
+        if bad: raise ValueError(f"task {task!r} has observations {bad} of other shapes than the vector env's; use a new vector env")
+        self.instruction, self._last, self._done = obs.get("instruction", ""), self._arrays(obs), True
+        return self.instruction
 
     def _arrays(self, obs): return {k: np.asarray(obs[k], dtype=self.observation_space[k].dtype) for k in self.observation_space}
 
