@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_train.ipynb 3
 from __future__ import annotations
-import dataclasses, json, os, time
+import contextlib, dataclasses, json, os, time
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, Param
@@ -12,7 +12,7 @@ from .config import RunConfig, load_config, save_config, parse_overrides
 from .prompting import build_prompt, load_tokenizer, train_bpe_tokenizer
 from .paradigms import build_vla
 from .data.rlds import DATASET_SPECS, get_spec, check_dataset, compute_statistics, make_dataloader, dataset_instructions
-from .training import Trainer, make_accelerator
+from .training import Trainer, make_accelerator, is_data_loss_error, dataset_shard_error
 
 # %% auto 0
 __all__ = ['LANGUAGE_ANNOTATION_FIELDS', 'annotation_texts', 'run_tokenizer', 'train', 'main']
@@ -53,6 +53,14 @@ def run_tokenizer(cfg: RunConfig, accelerator):
     return load_tokenizer(str(path))
 
 # %% ../nbs/13_train.ipynb
+@contextlib.contextmanager
+def _shard_errors_named(cfg: RunConfig, where: str):
+    "Turn TensorFlow's `DataLossError` while reading the dataset before training into a `DatasetShardError` naming the shard."
+    try: yield
+    except Exception as e:
+        if is_data_loss_error(e): raise dataset_shard_error(e, cfg.data.dataset_dir, where) from e
+        raise
+
 def train(cfg: RunConfig, # resolved run config
           resume: bool=False, # continue from the run's latest checkpoint
           max_steps: int|None=None, # stop earlier than cfg.train.max_steps (e.g. to simulate an interruption)
@@ -65,12 +73,12 @@ def train(cfg: RunConfig, # resolved run config
     lerobot = is_lerobot_dataset(cfg.data.dataset_dir)  # a LeRobotDataset v3 folder, else RLDS
     spec = (get_lerobot_spec if lerobot else get_spec)(cfg.data.spec)  # a named spec or the run's own key mapping
     info = (check_lerobot_dataset if lerobot else check_dataset)(cfg.data.dataset_dir, spec, cfg.model)
-    with accelerator.main_process_first():
+    with accelerator.main_process_first(), _shard_errors_named(cfg, "computing the normalization statistics"):
         stats = (compute_lerobot_statistics if lerobot else compute_statistics)(cfg.data.dataset_dir, spec, cfg.data.split)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-    tokenizer = run_tokenizer(cfg, accelerator)
+    with _shard_errors_named(cfg, "reading the instructions for the tokenizer"): tokenizer = run_tokenizer(cfg, accelerator)
     model = build_vla(cfg.model, tokenizer, stats, cfg.data.normalization, spec.gripper_dims)
     model.processor.observation_image_size = int(info["image_shapes"][0][0])  # camera frame size: vlaos_eval renders at it
     state = Trainer.resume_state(out) if resume else None

@@ -24,7 +24,7 @@ from .config import RunConfig, TrainConfig, save_config, to_dict
 __all__ = ['ToyOutput', 'ToyRegressor', 'toy_batch', 'toy_batches', 'resolve_mixed_precision', 'make_accelerator',
            'decay_parameter_names', 'make_optimizer', 'lr_multiplier', 'make_scheduler', 'checkpoint_dir',
            'list_checkpoints', 'latest_checkpoint', 'wandb_mode', 'batch_size_of', 'Trainer', 'DatasetShardError',
-           'is_data_loss_error', 'tfrecord_framing', 'find_damaged_shards']
+           'is_data_loss_error', 'tfrecord_framing', 'find_damaged_shards', 'dataset_shard_error']
 
 # %% ../nbs/12_training.ipynb
 @dataclass
@@ -602,10 +602,19 @@ def _dataset_dir_of(batches, run_cfg) -> Path|None:
 @patch
 def _damaged_data_error(self:Trainer, exc:BaseException, batches, micro:int) -> DatasetShardError:
     "The error `fit` raises when pulling a batch fails with TensorFlow's `DataLossError`."
+    return dataset_shard_error(exc, _dataset_dir_of(batches, self.run_cfg),
+                               f"micro-batch {micro + 1}/{self.cfg.grad_accum} of step {self.step + 1}, rank "
+                               f"{self.accelerator.process_index}, after {self.micro_batches_seen} micro-batches")
+
+def dataset_shard_error(exc:BaseException, # TensorFlow's DataLossError (or its text re-raised by a DataLoader worker)
+                        dataset_dir, # the dataset folder (None if unknown)
+                        where:str, # when it happened, for the message (e.g. 'reading the normalization statistics')
+                       ) -> DatasetShardError:
+    "A `DatasetShardError` naming the damaged shard file(s), the episode and the fix, from a `DataLossError`."
     text = re.sub(r"\{\{[^}]*\}\}\s*|\s*name:\s*$", "", str(exc).strip().splitlines()[0] if str(exc).strip() else "")
     text = text.strip() or type(exc).__name__
     m = _TF_RECORD_AT.search(str(exc))
-    ds = _dataset_dir_of(batches, self.run_cfg)
+    ds = Path(dataset_dir).expanduser() if dataset_dir else None
     files = sorted(ds.rglob("*.tfrecord*")) if ds is not None and ds.is_dir() else []
     damaged = find_damaged_shards(files, int(m.group(2)) if m and m.group(1) == "corrupted" else None)
     if damaged:
@@ -618,7 +627,4 @@ def _damaged_data_error(self:Trainer, exc:BaseException, batches, micro:int) -> 
         listed = [str(p) for p in files[:20]] + ([f"... {len(files) - 20} more"] if len(files) > 20 else [])
         what = f"a shard of {ds} is damaged, but none of its {len(files)} TFRecord files is truncated; they are {listed}"
         hint = _rebuild_hint(files[0].parent if files else ds)
-    return DatasetShardError(
-        f"the training data cannot be read (micro-batch {micro + 1}/{self.cfg.grad_accum} of step {self.step + 1}, rank "
-        f"{self.accelerator.process_index}, after {self.micro_batches_seen} micro-batches): {what}. TensorFlow said: "
-        f"{text}. To fix it: {hint}")
+    return DatasetShardError(f"the training data cannot be read ({where}): {what}. TensorFlow said: {text}. To fix it: {hint}")
