@@ -156,7 +156,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     "Closed-loop evaluation (vlaos.evaluate)."
-    env: str = "metaworld"  # simulator suite
+    env: str = "metaworld"  # simulator: 'metaworld' | 'libero' (vlaos_eval --env)
     tasks: list = field(default_factory=lambda: ["reach-v3"])  # task names
     episodes_per_task: int = 10  # rollouts per task
     max_episode_steps: int = 200  # env steps before a rollout counts as failure
@@ -203,6 +203,7 @@ CHOICES = {
     "train.schedule": ["constant", "cosine"],
     "train.mixed_precision": ["auto", "no", "bf16", "fp16"],
     "train.wandb": ["online", "offline", "disabled"],
+    "eval.env": ["metaworld", "libero"],
 }
 POSITIVE = ["model.chunk_size", "model.action_dim", "model.proprio_dim", "model.num_views", "model.history",
             "model.vision.image_size", "model.max_prompt_length", "train.max_steps", "train.batch_size",

@@ -379,7 +379,7 @@ def _resolve_checkpoint(checkpoint: str):
 
 @call_parse
 def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretrained, or a run dir: its latest checkpoint)
-         env: str="metaworld", # 'metaworld' | 'libero'
+         env: str=None, # 'metaworld' | 'libero' (default: the run config's eval.env)
          tasks: str=None, # Meta-World: 'mt10', 'mt50', 'easy', 'medium', 'hard', 'very_hard' or names; LIBERO: task ids of the suite (default: all / eval.tasks)
          suite: str="libero_10", # LIBERO suite: libero_10 | libero_spatial | libero_object | libero_goal | libero_90
          episodes: int=None, # episodes per task (default: eval.episodes_per_task)
@@ -402,7 +402,7 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
     torch.set_num_threads(max(1, torch.get_num_threads()))
     size = image_size or getattr(model.processor, "observation_image_size", None) or (run_cfg.data.image_size if run_cfg else 128)
     steps = max_steps or ecfg.max_episode_steps
-    groups, make_env = None, None
+    groups, make_env, env = None, None, env or ecfg.env
     if env == "metaworld":
         from vlaos.envs.metaworld import parse_tasks
         task_list = parse_tasks(tasks or ecfg.tasks)
