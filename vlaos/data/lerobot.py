@@ -19,7 +19,7 @@ from ..config import DataConfig, ModelConfig, validate_spec
 from .images import process_images
 from .normalization import normalize
 # one key mapping, one statistics format and one colour jitter for both loaders (TensorFlow runs the jitter's stateless ops)
-from .rlds import DatasetSpec, STATS_FILE, _stats_of, _jitter
+from .rlds import DatasetSpec, STATS_FILE, check_spec_dims, _stats_of, _jitter
 import tensorflow as tf  # configured (CPU only, few threads) by vlaos.data.rlds
 
 # %% auto 0
@@ -306,21 +306,8 @@ def check_lerobot_dataset(dataset_dir: str | Path,  # LeRobot v3 dataset folder
         return feats[key]
     shape = lambda f: tuple(int(x) for x in f.get("shape", ()))
     act = shape(need(spec.action_key, "action_key"))
-    if len(act) != 1 or act[0] != model_cfg.action_dim:
-        raise ValueError(f"{ipath}: feature '{spec.action_key}' has shape {act} (action dim {act[-1] if act else None}) "
-                         f"but model.action_dim={model_cfg.action_dim}")
-    st = shape(need(spec.state_key, "state_key"))
-    if len(st) != 1: raise ValueError(f"{ipath}: feature '{spec.state_key}' has shape {st}, expected a vector (D,)")
-    pdims = list(range(st[0])) if spec.proprio_dims is None else list(spec.proprio_dims)
-    if any(d >= st[0] for d in pdims):
-        raise ValueError(f"{ipath}: proprio_dims={spec.proprio_dims} index past feature '{spec.state_key}' of shape {st}")
-    if len(pdims) != model_cfg.proprio_dim:
-        raise ValueError(f"{ipath}: feature '{spec.state_key}' gives a proprio of dim {len(pdims)} "
-                         f"(proprio_dims={spec.proprio_dims}) but model.proprio_dim={model_cfg.proprio_dim}")
-    if model_cfg.num_views > len(spec.image_keys):
-        raise ValueError(f"model.num_views={model_cfg.num_views} but the spec names only {len(spec.image_keys)} image keys "
-                         f"{spec.image_keys}")
-    views = spec.image_keys[:model_cfg.num_views]
+    pdims, views = check_spec_dims(spec, model_cfg, act, shape(need(spec.state_key, "state_key")), str(ipath),
+                                   f"feature '{spec.action_key}'", f"feature '{spec.state_key}'")
     shapes, storage = [], {}
     for k in views:
         f = need(k, "image_keys")

@@ -24,8 +24,9 @@ from ..prompting import build_prompt, tokenize_prompts
 # %% auto 0
 __all__ = ['DATASET_SPECS', 'TOY_TASKS', 'STATS_FILE', 'AUGMENT_BRIGHTNESS', 'AUGMENT_CONTRAST', 'PIXEL_ANNOTATIONS',
            'TEXT_BOX_ANNOTATIONS', 'EPISODE_SHUFFLE_BUFFER', 'DatasetSpec', 'get_spec', 'write_toy_rlds',
-           'resolve_dataset_dir', 'open_rlds', 'check_dataset', 'read_episodes', 'dataset_instructions',
-           'compute_statistics', 'make_frame_dataset', 'RLDSDataset', 'VLACollator', 'make_dataloader', 'plot_frame']
+           'resolve_dataset_dir', 'open_rlds', 'check_spec_dims', 'check_dataset', 'read_episodes',
+           'dataset_instructions', 'compute_statistics', 'make_frame_dataset', 'RLDSDataset', 'VLACollator',
+           'make_dataloader', 'plot_frame']
 
 # %% ../../nbs/10_rlds.ipynb
 def _configure_tensorflow(threads: int = int(os.environ.get("VLAOS_TF_THREADS", "2"))):
@@ -224,6 +225,31 @@ def _field(features, path: str):
 def _step_features(builder):
     return builder.info.features["steps"].feature
 
+def check_spec_dims(spec: DatasetSpec, model_cfg: ModelConfig,
+                    action_shape: tuple, state_shape: tuple,  # shapes of one step's action and state vectors
+                    where: str,  # the file errors name (features.json, meta/info.json)
+                    action_name: str, state_name: str,  # how the dataset names the two fields, e.g. "field 'steps/action'"
+                   ) -> tuple[list, list]:
+    """(proprio dims, view keys): the action / state shapes, `spec.gripper_dims`, `spec.proprio_dims` and the camera count
+    checked against `model_cfg`; raises `ValueError` naming `where` and the field. Shared by the RLDS and LeRobot loaders."""
+    act, st = tuple(action_shape), tuple(state_shape)
+    if len(act) != 1 or act[0] != model_cfg.action_dim:
+        raise ValueError(f"{where}: {action_name} has shape {act} (action dim {act[-1] if act else None}) "
+                         f"but model.action_dim={model_cfg.action_dim}")
+    bad = [d for d in spec.gripper_dims if not 0 <= d < act[0]]
+    if bad: raise ValueError(f"{where}: spec gripper_dims {bad} out of range for {action_name} of shape {act}")
+    if len(st) != 1: raise ValueError(f"{where}: {state_name} has shape {st}, expected a vector (D,)")
+    pdims = list(range(st[0])) if spec.proprio_dims is None else list(spec.proprio_dims)
+    if any(not 0 <= d < st[0] for d in pdims):
+        raise ValueError(f"{where}: spec proprio_dims {pdims} out of range for {state_name} of shape {st}")
+    if len(pdims) != model_cfg.proprio_dim:
+        raise ValueError(f"{where}: {state_name} gives a proprio of dim {len(pdims)} "
+                         f"(proprio_dims={spec.proprio_dims}) but model.proprio_dim={model_cfg.proprio_dim}")
+    if model_cfg.num_views > len(spec.image_keys):
+        raise ValueError(f"model.num_views={model_cfg.num_views} but the spec names only {len(spec.image_keys)} image keys "
+                         f"{spec.image_keys}")
+    return pdims, spec.image_keys[:model_cfg.num_views]
+
 def check_dataset(dataset_dir: str | Path,  # RLDS dataset folder
                   spec: str | DatasetSpec,  # key mapping (name in DATASET_SPECS or a DatasetSpec)
                   model_cfg: ModelConfig,  # the model the data must fit (num_views, action_dim, proprio_dim)
@@ -237,23 +263,9 @@ def check_dataset(dataset_dir: str | Path,  # RLDS dataset folder
         if f is None: raise ValueError(f"{fpath}: field 'steps/{path}' is missing (spec expects it; "
                                        f"steps has {list(steps.keys())})")
         return f
-    act = need(spec.action_key)
-    if len(act.shape) != 1 or act.shape[0] != model_cfg.action_dim:
-        raise ValueError(f"{fpath}: field 'steps/{spec.action_key}' has shape {act.shape} (action dim "
-                         f"{act.shape[-1] if act.shape else None}) but model.action_dim={model_cfg.action_dim}")
-    bad = [d for d in spec.gripper_dims if not 0 <= d < act.shape[0]]
-    if bad: raise ValueError(f"spec gripper_dims {bad} out of range for 'steps/{spec.action_key}' of shape {act.shape}")
-    state = need(f"observation/{spec.state_key}")
-    pdims = list(range(state.shape[0])) if spec.proprio_dims is None else list(spec.proprio_dims)
-    if any(not 0 <= d < state.shape[0] for d in pdims):
-        raise ValueError(f"spec proprio_dims {pdims} out of range for 'steps/observation/{spec.state_key}' of shape {state.shape}")
-    if len(pdims) != model_cfg.proprio_dim:
-        raise ValueError(f"{fpath}: field 'steps/observation/{spec.state_key}' gives a proprio of dim {len(pdims)} "
-                         f"(proprio_dims={spec.proprio_dims}) but model.proprio_dim={model_cfg.proprio_dim}")
-    if model_cfg.num_views > len(spec.image_keys):
-        raise ValueError(f"model.num_views={model_cfg.num_views} but the spec names only {len(spec.image_keys)} image keys "
-                         f"{spec.image_keys}")
-    views = spec.image_keys[:model_cfg.num_views]
+    act, state = need(spec.action_key), need(f"observation/{spec.state_key}")
+    pdims, views = check_spec_dims(spec, model_cfg, act.shape, state.shape, str(fpath), f"field 'steps/{spec.action_key}'",
+                                   f"field 'steps/observation/{spec.state_key}'")
     shapes = []
     for k in views:
         img = need(f"observation/{k}")
