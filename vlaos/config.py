@@ -49,6 +49,7 @@ class ActionHeadConfig:
     solver: str = "euler"  # ODE solver for inference: 'euler' | 'midpoint' | 'rk4' | a torchdiffeq method (ODE_SOLVERS)
     time_sampling: str = "beta"  # 'uniform' | 'beta' (pi0's skewed sampling) | 'logit_normal' (SD3)
     dropout: float = 0.0  # attention/MLP dropout
+    compile: bool = False  # torch.compile the ODE step of `sample` (inference; compiled on the first chunk)
 
 @dataclass
 class PlanningHeadConfig:
@@ -130,6 +131,8 @@ class DataConfig:
     goal_image_step: int = 16  # steps ahead for the goal image (image foresight)
     num_parallel_calls: int = 2  # tf.data parallelism
     normalization: str = "bounds_q99"  # 'bounds_q99' (q01/q99 -> [-1,1]) | 'bounds' (min/max) | 'normal' (mean/std)
+    cache_images: str = "auto"  # decode every image once and keep a rank's decoded episodes in memory: 'auto' (when they fit in vlaos.data.rlds.CACHE_IMAGES_AUTO_MB) | 'always' | 'never'
+    annotations: str = "auto"  # per-step planning annotations in the frames: 'auto' (when model.planning_heads need them) | 'keep' | 'drop'
 
 @dataclass
 class TrainConfig:
@@ -200,6 +203,8 @@ CHOICES = {
     "model.action_head.solver": list(ODE_SOLVERS),
     "model.llm.attn_implementation": ["sdpa", "eager", "flash_attention_2"],
     "data.normalization": list(NORMALIZATIONS),
+    "data.cache_images": ["auto", "always", "never"],
+    "data.annotations": ["auto", "keep", "drop"],
     "train.schedule": ["constant", "cosine"],
     "train.mixed_precision": ["auto", "no", "bf16", "fp16"],
     "train.wandb": ["online", "offline", "disabled"],

@@ -238,8 +238,9 @@ def evaluate(model, # a vlaos paradigm
             ) -> dict:
     "Closed-loop success per task / group / overall with Wilson 95 % intervals; a failed episode is recorded, not fatal."
     if make_env is None:
-        from vlaos.envs.metaworld import make_metaworld_env
-        make_env = partial(make_metaworld_env, max_episode_steps=max_episode_steps)
+        from vlaos.envs.metaworld import make_metaworld_env, DEFAULT_CAMERAS
+        cams = getattr(model.processor, "observation_cameras", None) or DEFAULT_CAMERAS  # the training data's cameras
+        make_env = partial(make_metaworld_env, max_episode_steps=max_episode_steps, cameras=tuple(cams))
     if task_groups is None:
         from vlaos.envs.metaworld import METAWORLD_DIFFICULTY
         g = {t: k for k, ts in METAWORLD_DIFFICULTY.items() for t in ts}

@@ -232,7 +232,7 @@ def save_pretrained(self: HierarchicalVLA, out_dir: str|Path):
     p = self.processor
     if p.stats is not None: (out / "dataset_statistics.json").write_text(json.dumps(p.stats, indent=1))
     meta = {"paradigm": self.paradigm, "normalization": p.normalization, "action_skip_dims": p.action_skip_dims,
-            "observation_image_size": p.observation_image_size}
+            "observation_image_size": p.observation_image_size, "observation_cameras": p.observation_cameras}
     (out / "vlaos.json").write_text(json.dumps(meta, indent=1))
 
 @patch(cls_method=True)
@@ -250,6 +250,7 @@ def _load_pretrained(cls: HierarchicalVLA, d: Path, meta: dict, map_location="cp
                 high_level=IntegratedVLA.from_pretrained(d / "high_level", map_location))
     load_model(model.low_level_head, str(d / "low_level_head.safetensors"), device=str(map_location))
     model.processor.observation_image_size = meta.get("observation_image_size")
+    model.processor.observation_cameras = meta.get("observation_cameras")
     return model.eval()
 
 PARADIGMS["hierarchical"] = HierarchicalVLA

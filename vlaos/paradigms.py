@@ -30,6 +30,7 @@ class VLAProcessor:
         self.cfg, self.tokenizer, self.stats = cfg, tokenizer, stats
         self.normalization, self.action_skip_dims = normalization, list(action_skip_dims or [])
         self.observation_image_size = None  # side of the training data's camera frames (saved; vlaos_eval renders at it)
+        self.observation_cameras = None  # simulator cameras of the training data's views, when the dataset records them (saved; vlaos_eval renders them)
 
     def images(self, images) -> torch.Tensor:
         """N_img uint8 camera frames [H, W, 3] (views × history, the loader's order; views may differ in size) -> float
@@ -114,7 +115,7 @@ class VLABase(nn.Module):
         p = self.processor
         if p.stats is not None: (out / "dataset_statistics.json").write_text(json.dumps(p.stats, indent=1))
         meta = {"paradigm": self.paradigm, "normalization": p.normalization, "action_skip_dims": p.action_skip_dims,
-                "observation_image_size": p.observation_image_size}
+                "observation_image_size": p.observation_image_size, "observation_cameras": p.observation_cameras}
         (out / "vlaos.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -147,6 +148,7 @@ class VLABase(nn.Module):
         model = cls(cfg, load_tokenizer(str(d / "tokenizer")), stats, meta["normalization"], meta["action_skip_dims"], llm=llm)
         load_model(model, str(d / "model.safetensors"), device=str(map_location))
         model.processor.observation_image_size = meta.get("observation_image_size")
+        model.processor.observation_cameras = meta.get("observation_cameras")
         return model.eval()
 
 class ActionOnlyVLA(VLABase):

@@ -17,7 +17,8 @@ __all__ = ['EVAL_KEYS', 'SUBPROCESS_ENV', 'StudyCell', 'StudySpec', 'nested_over
            'run_dir', 'final_model_dir', 'cell_config', 'trained_step', 'eval_protocol', 'read_record',
            'previous_records', 'find_record', 'cell_status', 'train_command', 'eval_command', 'make_record',
            'train_cost', 'run_setup', 'run_cell', 'collect_results', 'write_results', 'plot_study', 'study_table',
-           'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'render_study_tables']
+           'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'render_study_tables',
+           'write_demo_record', 'demo_table']
 
 # %% ../nbs/16_study.ipynb
 @dataclass
@@ -449,12 +450,64 @@ def verdict(cmp: dict, alpha: float=0.05) -> str:
     return "cannot resolve"
 
 def render_study_tables(markdown: str, root: str|Path=".") -> str:
-    "Replace each line `<!-- vlaos_study_table: PATH -->` by `study_table` of the results JSON at PATH (relative to `root`)."
+    """Replace each line `<!-- vlaos_study_table: PATH -->` by `study_table` of the results JSON at PATH (relative to
+    `root`), and each `<!-- vlaos_demo_table: PATH -->` by `demo_table` of a `make demo` record (`write_demo_record`)."""
     out = []
     for line in markdown.split("\n"):
-        m = re.fullmatch(r"\s*<!-- vlaos_study_table: (\S+) -->\s*", line)
+        m = re.fullmatch(r"\s*<!-- vlaos_(study|demo)_table: (\S+) -->\s*", line)
         if not m: out.append(line); continue
-        p = Path(root) / m.group(1)
-        if not p.exists(): raise FileNotFoundError(f"{p} (named by a vlaos_study_table marker) does not exist")
-        out.append(study_table(json.loads(p.read_text())))
+        p = Path(root) / m.group(2)
+        if not p.exists(): raise FileNotFoundError(f"{p} (named by a vlaos_{m.group(1)}_table marker) does not exist")
+        out.append((study_table if m.group(1) == "study" else demo_table)(json.loads(p.read_text())))
     return "\n".join(out)
+
+# %% ../nbs/16_study.ipynb
+def _eval_summary(results: dict) -> dict:
+    "The per-task successes and the protocol of a `vlaos_eval` results.json (no per-episode records)."
+    return {"protocol": results.get("protocol", {}), "mean_success_rate": results["mean_success_rate"], "ci95": results["ci95"],
+            "tasks": {t: {k: r[k] for k in ("successes", "episodes", "success_rate", "ci95")} for t, r in results["tasks"].items()}}
+
+def write_demo_record(out: str|Path, # the record (JSON), e.g. results/demo.json; updated in place
+                      run_dir: str|Path, # the demo's run directory (train.output_dir)
+                      eval_dir: str|Path|None=None, # the evaluation's output (default <run_dir>/eval)
+                      heldout: bool=False, # this evaluation used seeds the README does not: stored as `heldout`, the rest kept
+                      command: str="make demo", # what produced the run
+                      **timings_s, # wall seconds of each stage, e.g. dataset_s=60, train_s=400, eval_s=150
+                     ) -> dict:
+    "Record a `make demo` run (see above); raises `FileNotFoundError` naming a missing metrics or results file."
+    import platform
+    run_dir = Path(run_dir); eval_res = Path(eval_dir or run_dir / "eval") / "results.json"
+    if not eval_res.exists(): raise FileNotFoundError(f"{eval_res}: the evaluation results to record do not exist")
+    out = Path(out); rec = json.loads(out.read_text()) if out.exists() else {}
+    if heldout:
+        rec["heldout"] = {**_eval_summary(json.loads(eval_res.read_text())), "eval_s": timings_s.get("eval_s")}
+    else:
+        metrics = run_dir / "metrics.jsonl"
+        if not metrics.exists(): raise FileNotFoundError(f"{metrics}: the training metrics to record do not exist")
+        logs = [json.loads(l) for l in metrics.read_text().splitlines() if '"samples_per_s"' in l]
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").exists() else {}
+        rec = {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
+               "timings_s": {**{k: round(float(v), 1) for k, v in timings_s.items()},
+                             "total_s": round(sum(float(v) for v in timings_s.values()), 1)},
+               "train": {"steps": logs[-1]["step"] if logs else None, "samples_seen": logs[-1].get("samples_seen") if logs else None,
+                         "mean_samples_per_s": float(np.mean([l["samples_per_s"] for l in logs[1:]])) if len(logs) > 1 else None,
+                         "config": {k: cfg.get(k) for k in ("model", "data", "train") if k in cfg}},
+               "eval": _eval_summary(json.loads(eval_res.read_text()))}
+    tmp = out.with_suffix(".tmp"); tmp.write_text(json.dumps(rec, indent=1) + "\n"); os.replace(tmp, out)
+    return rec
+
+def demo_table(rec: dict) -> str:
+    "Markdown: the demo's timings, then one row per task with its successes on the README seeds (and held-out seeds)."
+    t, tr = rec["timings_s"], rec["train"]
+    stages = ", ".join(f"{k[:-2].replace('_', ' ')} {v / 60:.1f} min" for k, v in t.items() if k != "total_s")
+    sps = f", {tr['mean_samples_per_s']:.0f} training samples/s" if tr.get("mean_samples_per_s") else ""
+    evs = [("eval", rec["eval"])] + ([("heldout", rec["heldout"])] if "heldout" in rec else [])
+    head = " | ".join(f"seeds {e['protocol'].get('seed', '?')} + i, {e['protocol'].get('episodes_per_task', '?')} episodes/task"
+                      for _, e in evs)
+    rows = [f"`{rec['command']}` on {rec['machine']} ({rec['date']}): **{t['total_s'] / 60:.1f} min** in all ({stages}{sps}; "
+            f"{tr.get('steps')} steps).", "", f"| task | {head} |", "|---|" + "---|" * len(evs)]
+    cell = lambda r: f"{r['successes']}/{r['episodes']} ({r['success_rate']:.0%}, CI {r['ci95'][0]:.0%}–{r['ci95'][1]:.0%})"
+    for task in rec["eval"]["tasks"]:
+        rows.append(f"| {task} | " + " | ".join(cell(e["tasks"][task]) if task in e["tasks"] else "–" for _, e in evs) + " |")
+    rows.append("| **mean** | " + " | ".join(f"**{e['mean_success_rate']:.1%}** ({e['ci95'][0]:.0%}–{e['ci95'][1]:.0%})" for _, e in evs) + " |")
+    return "\n".join(rows)

@@ -81,6 +81,8 @@ def train(cfg: RunConfig, # resolved run config
     with _shard_errors_named(cfg, "reading the instructions for the tokenizer"): tokenizer = run_tokenizer(cfg, accelerator)
     model = build_vla(cfg.model, tokenizer, stats, cfg.data.normalization, spec.gripper_dims)
     model.processor.observation_image_size = int(info["image_shapes"][0][0])  # camera frame size: vlaos_eval renders at it
+    manifest = Path(info["dataset_dir"]) / "vlaos_manifest.json"  # the simulator cameras, when the writer recorded them
+    if manifest.exists(): model.processor.observation_cameras = json.loads(manifest.read_text()).get("cameras")
     state = Trainer.resume_state(out) if resume else None
     skip = state["micro_batches_seen"] * cfg.train.batch_size if state else 0  # this rank's samples already consumed
     # a Hierarchical run that generates its plans needs no planning targets from the loader

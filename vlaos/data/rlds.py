@@ -22,11 +22,12 @@ from .images import process_images, frame_to_crop, crop_text_boxes
 from ..prompting import build_prompt, tokenize_prompts
 
 # %% auto 0
-__all__ = ['DATASET_SPECS', 'TOY_TASKS', 'STATS_FILE', 'AUGMENT_BRIGHTNESS', 'AUGMENT_CONTRAST', 'PIXEL_ANNOTATIONS',
-           'TEXT_BOX_ANNOTATIONS', 'EPISODE_SHUFFLE_BUFFER', 'DatasetSpec', 'get_spec', 'write_toy_rlds',
+__all__ = ['DATASET_SPECS', 'TOY_TASKS', 'STATS_FILE', 'ANNOTATION_MODES', 'ANNOTATION_HEADS', 'AUGMENT_BRIGHTNESS',
+           'AUGMENT_CONTRAST', 'PIXEL_ANNOTATIONS', 'TEXT_BOX_ANNOTATIONS', 'EPISODE_SHUFFLE_BUFFER',
+           'CACHE_IMAGE_MODES', 'CACHE_IMAGES_AUTO_MB', 'DatasetSpec', 'get_spec', 'write_toy_rlds',
            'resolve_dataset_dir', 'open_rlds', 'check_spec_dims', 'check_dataset', 'read_episodes',
-           'dataset_instructions', 'compute_statistics', 'make_frame_dataset', 'RLDSDataset', 'VLACollator',
-           'make_dataloader', 'plot_frame']
+           'dataset_instructions', 'compute_statistics', 'needs_annotations', 'decoded_images_mb', 'make_frame_dataset',
+           'RLDSDataset', 'VLACollator', 'make_dataloader', 'plot_frame']
 
 # %% ../../nbs/10_rlds.ipynb
 def _configure_tensorflow(threads: int = int(os.environ.get("VLAOS_TF_THREADS", "2"))):
@@ -365,6 +366,13 @@ def compute_statistics(dataset_dir: str | Path,  # RLDS dataset folder (the cach
     return stats
 
 # %% ../../nbs/10_rlds.ipynb
+ANNOTATION_MODES = ("auto", "keep", "drop")  # data.annotations
+ANNOTATION_HEADS = ("language_planning", "visual_planning")  # heads whose targets are built from the annotations
+
+def needs_annotations(model_cfg: ModelConfig) -> bool:
+    "True when the model trains a language or visual planning head, whose targets come from the step annotations."
+    return any(h in ANNOTATION_HEADS for h in getattr(model_cfg, "planning_heads", []) or [])
+
 @dataclass
 class _Plan:
     "Everything the tf.data functions need, resolved once from the configs and the dataset's features."
@@ -386,6 +394,9 @@ def _make_plan(data_cfg: DataConfig, model_cfg: ModelConfig, stats: dict) -> _Pl
     info = check_dataset(data_cfg.dataset_dir, data_cfg.spec, model_cfg)
     builder, spec = open_rlds(data_cfg.dataset_dir), get_spec(data_cfg.spec)
     ann = _field(_step_features(builder), spec.annotations_key) if spec.annotations_key else None
+    if data_cfg.annotations not in ANNOTATION_MODES:
+        raise ValueError(f"data.annotations={data_cfg.annotations!r}; choose one of {ANNOTATION_MODES}")
+    if data_cfg.annotations == "drop" or (data_cfg.annotations == "auto" and not needs_annotations(model_cfg)): ann = None
     S = model_cfg.vision.image_size  # one image pipeline: frames come out at the model's input size, as at inference
     if data_cfg.image_size != S:
         warnings.warn(f"data.image_size={data_cfg.image_size} differs from model.vision.image_size={S}: "
@@ -393,6 +404,14 @@ def _make_plan(data_cfg: DataConfig, model_cfg: ModelConfig, stats: dict) -> _Pl
     return _Plan(builder, spec, info["views"], model_cfg.history, model_cfg.chunk_size, data_cfg.goal_image_step,
                  S, model_cfg.vision.crop_area, stats, data_cfg.normalization, ann,
                  getattr(model_cfg, "ee_flow_points", 4), getattr(model_cfg, "ee_flow_stride", 4))
+
+def _decode_episode_images(plan: _Plan, episode: dict) -> dict:
+    "The episode with every image of its views decoded once (uint8 [T, H, W, 3] per view): the decoded-image cache's element."
+    feats = _step_features(plan.builder)["observation"]
+    obs = dict(episode["steps"]["observation"])
+    for k in plan.views:
+        if isinstance(feats[k], tfds.features.Image): obs[k] = feats[k].decode_batch_example(obs[k])
+    return {**episode, "steps": {**episode["steps"], "observation": obs}}
 
 def _episode_to_frames(plan: _Plan, episode: dict) -> dict:
     "One RLDS episode (steps read with SkipDecoding) -> a dict of [T, ...] tensors, one row per frame."
@@ -411,8 +430,8 @@ def _episode_to_frames(plan: _Plan, episode: dict) -> dict:
     chunk_idx = tf.minimum(chunk_raw, T - 1)
     goal_idx = tf.minimum(t + plan.goal_step, T - 1)  # [T]
     frames = {
-        "images": {k: tf.gather(steps["observation"][k], hist_idx) for k in plan.views},  # encoded, [T, h]
-        "goal_image": tf.gather(steps["observation"][plan.views[0]], goal_idx),  # encoded, [T]
+        "images": {k: tf.gather(steps["observation"][k], hist_idx) for k in plan.views},  # [T, h] encoded (or [T, h, H, W, 3] decoded)
+        "goal_image": tf.gather(steps["observation"][plan.views[0]], goal_idx),  # [T] encoded (or [T, H, W, 3] decoded)
         "proprio": tf.gather(proprio, hist_idx),  # [T, h, D_p]
         "actions": tf.gather(action, chunk_idx),  # [T, chunk, D_a]
         "action_pad_mask": chunk_raw < T,  # [T, chunk]
@@ -437,8 +456,8 @@ PIXEL_ANNOTATIONS = ("ee_pixel", "object_pixels", "object_bboxes", "goal_pixel")
 TEXT_BOX_ANNOTATIONS = ("visible_objects",)  # annotation strings with '[u1, v1, u2, v2]' pixel boxes (Meta-World writer)
 
 def _decode_images(feature, encoded):
-    "Encoded images [n] (or raw [n, H, W, 3]) -> uint8 [n, H, W, 3]."
-    if isinstance(feature, tfds.features.Image):
+    "Encoded images [n] (or raw / already decoded [n, H, W, 3]) -> uint8 [n, H, W, 3]."
+    if isinstance(feature, tfds.features.Image) and encoded.dtype == tf.string:
         n = encoded.shape[0]
         return tf.stack([feature.decode_example(encoded[i]) for i in range(n)])
     return tf.cast(encoded, tf.uint8)
@@ -499,6 +518,19 @@ def _frame_transform(plan: _Plan, augment: bool, seed: int, index, frame: dict) 
 
 # %% ../../nbs/10_rlds.ipynb
 EPISODE_SHUFFLE_BUFFER = 32  # encoded episodes held for shuffling (frames are shuffled again afterwards)
+CACHE_IMAGE_MODES = ("auto", "always", "never")  # data.cache_images
+CACHE_IMAGES_AUTO_MB = 1024  # data.cache_images='auto' keeps a rank's decoded images in memory when they take at most this many MB
+
+def decoded_images_mb(dataset_dir: str | Path,  # RLDS dataset folder
+                      spec: str | DatasetSpec,  # key mapping (which views)
+                      num_steps: int,  # steps of the split (e.g. `compute_statistics(...)['num_transitions']`)
+                      world_size: int = 1,  # ranks sharing the episodes
+                     ) -> float:
+    "Estimated MB of one rank's decoded images (steps / world_size x the views' H x W x 3 bytes); inf for variable-size images."
+    feats = _step_features(open_rlds(dataset_dir))["observation"]
+    shapes = [feats[k].shape for k in get_spec(spec).image_keys]
+    if any(None in s for s in shapes): return math.inf
+    return num_steps / world_size * sum(int(np.prod(s)) for s in shapes) / 2**20
 
 def make_frame_dataset(data_cfg: DataConfig,  # dataset folder, spec, split, image size, shuffle buffer, augmentation
                        model_cfg: ModelConfig,  # num_views, history, chunk_size, action_dim, proprio_dim
@@ -529,6 +561,12 @@ def make_frame_dataset(data_cfg: DataConfig,  # dataset folder, spec, split, ima
     ds = plan.builder.as_dataset(data_cfg.split, shuffle_files=train and not ordered, read_config=read_config,
                                  decoders={"steps": tfds.decode.SkipDecoding()})
     ds = ds.shard(world_size, rank)  # disjoint episodes per rank (same file order on all ranks: same seed)
+    if data_cfg.cache_images not in CACHE_IMAGE_MODES:
+        raise ValueError(f"data.cache_images={data_cfg.cache_images!r}; choose one of {CACHE_IMAGE_MODES}")
+    if train and (data_cfg.cache_images == "always" or (data_cfg.cache_images == "auto" and decoded_images_mb(
+            data_cfg.dataset_dir, data_cfg.spec, stats.get("num_transitions", math.inf), world_size) <= CACHE_IMAGES_AUTO_MB)):
+        # every image decoded once, then served from memory: the same stream as without the cache (PNG is lossless)
+        ds = ds.map(lambda ep: _decode_episode_images(plan, ep), num_parallel_calls=par).cache()
     if train:
         ds = ds.shuffle(min(EPISODE_SHUFFLE_BUFFER, n_eps), seed=seed + 7919 * rank, reshuffle_each_iteration=True).repeat()
     ds = ds.map(lambda ep: _episode_to_frames(plan, ep), num_parallel_calls=par)

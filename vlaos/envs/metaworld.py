@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 # %% auto 0
 __all__ = ['MT10_TASKS', 'METAWORLD_INSTRUCTIONS', 'METAWORLD_DIFFICULTY', 'DEFAULT_CAMERAS', 'GRIPPER_BODIES', 'TASK_SPECS',
-           'DEFAULT_MAX_STEPS', 'DEFAULT_STEPS_AFTER_SUCCESS', 'DATASET_VERSION', 'RETRY_SEED_STRIDE', 'check_task',
-           'task_group', 'parse_tasks', 'make_renderer', 'camera_id', 'camera_is_rolled', 'MetaWorldEnv',
+           'DEFAULT_MAX_STEPS', 'DEFAULT_STEPS_AFTER_SUCCESS', 'DATASET_VERSION', 'EPISODE_FORMAT', 'RETRY_SEED_STRIDE',
+           'check_task', 'task_group', 'parse_tasks', 'make_renderer', 'camera_id', 'camera_is_rolled', 'MetaWorldEnv',
            'make_metaworld_env', 'project_points', 'segmentation_bodies', 'expert_policy', 'expert_action', 'TaskSpec',
            'task_spec', 'move_primitive', 'describe_offset', 'PlanningAnnotator', 'collect_episode', 'plot_episode',
            'episode_seed', 'save_episode', 'load_episode', 'episode_to_rlds', 'rlds_features', 'episode_cache_dir',
@@ -200,6 +200,9 @@ class MetaWorldEnv:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             raw, _ = self.env.reset()
+        # reset_model moves sites (e.g. the goal marker) in the model only; without this the first frame shows the
+        # previous episode's goal marker (site positions in `data` are recomputed by the next physics step)
+        mujoco.mj_forward(self.model, self.data)
         self.steps = 0
         return self._obs(raw)
 
@@ -226,9 +229,9 @@ class MetaWorldEnv:
     def __exit__(self, *exc): self.close()
     def __repr__(self): return f"MetaWorldEnv({self.task!r}, seed={self.seed}, image_size={self.image_size}, cameras={self.cameras})"
 
-def make_metaworld_env(task:str, seed:int, image_size:int, max_episode_steps:int=200) -> MetaWorldEnv:
+def make_metaworld_env(task:str, seed:int, image_size:int, max_episode_steps:int=200, cameras:tuple=DEFAULT_CAMERAS) -> MetaWorldEnv:
     "`make_env(task, seed, image_size)` factory of `vlaos.evaluate` (module level and torch-free: env worker processes import it fast)."
-    return MetaWorldEnv(task, seed=seed, image_size=image_size, max_episode_steps=max_episode_steps)
+    return MetaWorldEnv(task, seed=seed, image_size=image_size, max_episode_steps=max_episode_steps, cameras=tuple(cameras))
 
 # %% ../../nbs/11_metaworld.ipynb
 def project_points(env,                         # `MetaWorldEnv`, or anything with MuJoCo `.model` and `.data`
@@ -583,6 +586,7 @@ def plot_episode(ep:dict,                 # an episode from `collect_episode`
 
 # %% ../../nbs/11_metaworld.ipynb
 DATASET_VERSION = '1.0.0'
+EPISODE_FORMAT = 2  # bumped when collected episodes change (2: frame 0 shows the current goal marker); older caches and datasets are rebuilt
 RETRY_SEED_STRIDE = 100_000   # attempt k of episode i uses seed + i + RETRY_SEED_STRIDE * k
 
 def episode_seed(base_seed:int, index:int, attempt:int=0) -> int:
@@ -652,9 +656,10 @@ def rlds_features(image_size:int=128,        # square image side in pixels
     })
 
 # %% ../../nbs/11_metaworld.ipynb
-def episode_cache_dir(out_dir, image_size:int, max_steps:int, steps_after_success:int) -> Path:
+def episode_cache_dir(out_dir, image_size:int, max_steps:int, steps_after_success:int, cameras:tuple=DEFAULT_CAMERAS) -> Path:
     "Folder of the cached episodes of one collection setting."
-    return Path(out_dir) / '.episodes' / f'{image_size}px_max{max_steps}_after{steps_after_success}'
+    cams = '' if tuple(cameras) == DEFAULT_CAMERAS else '_' + '+'.join(cameras)
+    return Path(out_dir) / '.episodes' / f'v{EPISODE_FORMAT}_{image_size}px_max{max_steps}_after{steps_after_success}{cams}'
 
 def _cache_path(cache_dir, task, index, base_seed) -> Path:
     return Path(cache_dir) / f'{task}_{episode_seed(base_seed, index)}.npz'
@@ -663,12 +668,12 @@ def _cached_summary(path) -> dict:
     with np.load(path) as z: return {k: z[k].item() for k in ['task', 'episode_index', 'seed', 'success', 'num_steps', 'attempts']}
 
 def collect_to_cache(task:str, index:int, base_seed:int, image_size:int, max_steps:int, steps_after_success:int,
-                     max_retries:int, cache_dir:str) -> str:
+                     max_retries:int, cache_dir:str, cameras:tuple=DEFAULT_CAMERAS) -> str:
     "Collect episode `index` of `task` (retrying failed experts with new seeds) into `cache_dir` unless there; returns the path."
     path = _cache_path(cache_dir, task, index, base_seed)
     if not path.exists():
         for attempt in range(max_retries + 1):
-            ep = collect_episode(task, episode_seed(base_seed, index, attempt), image_size, max_steps, steps_after_success)
+            ep = collect_episode(task, episode_seed(base_seed, index, attempt), image_size, max_steps, steps_after_success, tuple(cameras))
             if ep['success']: break
         ep.update(episode_index=index, attempts=attempt + 1)
         save_episode(ep, path)
@@ -712,11 +717,12 @@ def _importable(fn):
         raise ImportError("worker processes import vlaos.envs.metaworld: install the package (pip install -e .)") from e
 
 # %% ../../nbs/11_metaworld.ipynb
-def _manifest(tasks, episodes_per_task, image_size, seed, max_steps, steps_after_success, max_retries, image_encoding):
-    return dict(schema='vlaos-metaworld-rlds', version=DATASET_VERSION, tasks=list(tasks), episodes_per_task=int(episodes_per_task),
+def _manifest(tasks, episodes_per_task, image_size, seed, max_steps, steps_after_success, max_retries, image_encoding,
+              cameras=DEFAULT_CAMERAS):
+    return dict(schema='vlaos-metaworld-rlds', version=DATASET_VERSION, episode_format=EPISODE_FORMAT, tasks=list(tasks), episodes_per_task=int(episodes_per_task),
                 image_size=int(image_size), seed=int(seed), max_steps=int(max_steps),
                 steps_after_success=int(steps_after_success), max_retries=int(max_retries), image_encoding=image_encoding,
-                cameras=list(DEFAULT_CAMERAS))
+                cameras=list(cameras))
 
 def build_metaworld_dataset(out_dir,                       # TFDS data_dir; the dataset goes to out_dir/name/1.0.0
                             tasks='mt10',                  # 'mt10', 'mt50', comma-separated names or a list
@@ -730,6 +736,7 @@ def build_metaworld_dataset(out_dir,                       # TFDS data_dir; the 
                             max_retries:int=3,             # re-collections with a new seed when the expert fails
                             image_encoding:str='png',      # 'png' or 'jpeg'
                             progress:bool=True,            # show a tqdm bar
+                            cameras:tuple=DEFAULT_CAMERAS, # (primary, wrist) cameras; recorded in the manifest, training saves them with the model and vlaos_eval renders them
                            ) -> Path:                      # the dataset directory, for `tfds.builder_from_directory`
     """Collect scripted-expert episodes with planning annotations and write them as an RLDS TFDS dataset (split 'train').
 
@@ -743,15 +750,18 @@ def build_metaworld_dataset(out_dir,                       # TFDS data_dir; the 
     if episodes_per_task < 1: raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
     out_dir = Path(out_dir).expanduser().resolve()
     ds_dir = out_dir / name / DATASET_VERSION
-    manifest = _manifest(tasks, episodes_per_task, image_size, seed, max_steps, steps_after_success, max_retries, image_encoding)
+    cameras = tuple(cameras.split(',') if isinstance(cameras, str) else cameras)
+    with MetaWorldEnv(tasks[0], render_images=False, cameras=cameras): pass  # fail now on an unknown camera name
+    manifest = _manifest(tasks, episodes_per_task, image_size, seed, max_steps, steps_after_success, max_retries, image_encoding,
+                         cameras)
     mpath = ds_dir / 'vlaos_manifest.json'
     if mpath.exists() and (ds_dir / 'dataset_info.json').exists():
         old = json.loads(mpath.read_text())
         if {k: v for k, v in old.items() if k not in ('episodes', 'collect_seconds', 'build_seconds')} == manifest: return ds_dir
     ctx, t0 = mp.get_context('spawn'), time.time()
     # 1. collect the missing episodes into the cache, in spawned processes
-    cache = episode_cache_dir(out_dir, image_size, max_steps, steps_after_success)
-    jobs = [(t, i, seed, image_size, max_steps, steps_after_success, max_retries, str(cache))
+    cache = episode_cache_dir(out_dir, image_size, max_steps, steps_after_success, cameras)
+    jobs = [(t, i, seed, image_size, max_steps, steps_after_success, max_retries, str(cache), cameras)
             for t in tasks for i in range(episodes_per_task)]
     todo = [j for j in jobs if not _cache_path(cache, j[0], j[1], seed).exists()]
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc='expert episodes', disable=not progress) as bar:
@@ -784,8 +794,10 @@ def main(tasks:str='mt10',                 # comma-separated task names, 'mt10' 
          steps_after_success:int=DEFAULT_STEPS_AFTER_SUCCESS,  # steps recorded after the first success
          name:str='metaworld',             # TFDS dataset name
          image_encoding:str='png',         # 'png' (lossless) or 'jpeg'
+         cameras:str=','.join(DEFAULT_CAMERAS),  # primary[,wrist] MuJoCo cameras, e.g. corner3,gripperPOV
         ):
     "Build a Meta-World RLDS dataset of scripted-expert demonstrations with planning annotations."
     path = build_metaworld_dataset(out, tasks, episodes, image_size=image_size, seed=seed, workers=workers, name=name,
-                                   max_steps=max_steps, steps_after_success=steps_after_success, image_encoding=image_encoding)
+                                   max_steps=max_steps, steps_after_success=steps_after_success, image_encoding=image_encoding,
+                                   cameras=tuple(cameras.split(',')))
     print(path)  # nothing returned: a console script exits with main's return value

@@ -64,16 +64,76 @@ class ActionExpertLayer(nn.Module):
         "New hidden states [B, T, hidden]."
         return self.forward_kv(x, vlm_k, vlm_v, mask)[0]
 
+    def forward_buffered(self, x, # [B, T, hidden] expert tokens
+                         k_buf, v_buf, # [B, H, L+T, d]: rows :L hold the projected VLM K/V; rows L: are overwritten
+                         mask_bias): # float [B, 1, T, L+T], 0 = may attend, -inf = masked
+        """`forward` for inference: this step's own K/V are written into the tail of preallocated buffers instead of
+        concatenating the VLM K/V anew at every ODE step (no autograd through the buffers)."""
+        q, k, v = rearrange(self.qkv(self.norm1(x)), "b t (three h d) -> three b h t d", three=3, h=self.num_heads)
+        L = k_buf.shape[2] - k.shape[2]
+        k_buf[:, :, L:] = k; v_buf[:, :, L:] = v
+        a = F.scaled_dot_product_attention(q, k_buf, v_buf, attn_mask=mask_bias)
+        x = x + self.out(rearrange(a, "b h t d -> b t (h d)"))
+        return x + self.mlp(self.norm2(x))
+
+    def forward_absorbed(self, x, # [B, T, hidden] expert tokens
+                         keys, values, # [B, L, vlm_kv_dim] this layer's raw VLM K/V
+                         mask_bias): # float [B, 1, T, L+T], 0 = may attend, -inf = masked
+        """`forward` without projecting the L VLM keys and values: the projections are absorbed into the T queries.
+        With k_j = W_k x_j + b_k per head, q·k_j = (W_k^T q)·x_j + q·b_k, and sum_j p_j (W_v y_j + b_v) =
+        W_v (sum_j p_j y_j) + (sum_j p_j) b_v, so the scores and outputs equal `forward`'s (the same weights) at a cost
+        that scales with T x L x vlm_kv_dim instead of L x vlm_kv_dim x hidden (the weight absorption of DeepSeek-V2's
+        multi-head latent attention, arXiv 2405.04434 §2.1.2). Used in training, where T = 1 + history + chunk << L."""
+        B, T, _ = x.shape
+        H, L = self.num_heads, keys.shape[1]
+        q, k, v = rearrange(self.qkv(self.norm1(x)), "b t (three h d) -> three b h t d", three=3, h=H)
+        d = q.shape[-1]
+        wk, wv = self.vlm_k.weight.view(H, d, -1), self.vlm_v.weight.view(H, d, -1)  # (h, d, c)
+        bk, bv = self.vlm_k.bias.view(H, d), self.vlm_v.bias.view(H, d)
+        qc = torch.einsum("bhtd,hdc->bhtc", q, wk)  # queries in the VLM's K space, (b, h, t, c)
+        s_vlm = (qc.reshape(B, H * T, -1) @ keys.transpose(1, 2)).view(B, H, T, L)  # (b, h, t, l): one matmul for all heads
+        s_vlm = s_vlm + torch.einsum("bhtd,hd->bht", q, bk)[..., None]
+        s = torch.cat([s_vlm, q @ k.transpose(-1, -2)], -1) * d ** -0.5 + mask_bias  # (b, h, t, l+t)
+        p = s.softmax(-1)
+        if self.training and self.dropout > 0: p = F.dropout(p, self.dropout)
+        p_vlm, p_own = p[..., :L], p[..., L:]
+        y = (p_vlm.reshape(B, H * T, L) @ values).view(B, H, T, -1)  # (b, h, t, c): attention-weighted raw values
+        a = torch.einsum("bhtc,hdc->bhtd", y, wv) + p_vlm.sum(-1, keepdim=True) * bv[None, :, None] + p_own @ v
+        x = x + self.out(rearrange(a, "b h t d -> b t (h d)"))
+        return x + self.mlp(self.norm2(x))
+
 # %% ../../nbs/06_action_head.ipynb
-@dataclass
 class ActionContext:
-    "Projected VLM K/V (one (k, v) pair [B, H, L, d] per layer) and the expert's mask [B, 1, T, L+T]."
-    kv: list
-    mask: torch.Tensor
+    """What is fixed for one observation: the expert's mask [B, 1, T, L+T] and the VLM K/V of every layer, either
+    projected (`kv`: one (k, v) pair [B, H, L, d] per layer) or raw (`raw`: keys and values [num_layers, B, L, kv_dim],
+    with the `layers` that project them; `kv` then projects them on first use, once). `ValueError` if neither is given."""
+    def __init__(self, kv: list|None=None, mask: torch.Tensor|None=None, raw: tuple|None=None, layers=None):
+        if kv is None and (raw is None or layers is None): raise ValueError("ActionContext needs kv, or raw K/V and the layers")
+        self._kv, self.mask, self.raw, self.layers = kv, mask, raw, layers
+        self._bias = None
+
+    @property
+    def kv(self) -> list:
+        "Projected K/V, one (k, v) [B, H, L, d] per layer (projected from `raw` on first access)."
+        if self._kv is None: self._kv = [l.project_vlm_kv(self.raw[0][i], self.raw[1][i]) for i, l in enumerate(self.layers)]
+        return self._kv
+
+    @property
+    def projected(self) -> bool: return self._kv is not None
+
+    @property
+    def mask_bias(self) -> torch.Tensor:
+        "The mask as an additive float tensor (0 / -inf) in the K/V dtype, built once."
+        if self._bias is None:
+            dt = (self.raw[0] if self._kv is None else self._kv[0][0]).dtype
+            self._bias = torch.zeros(self.mask.shape, dtype=dt, device=self.mask.device).masked_fill_(~self.mask, float("-inf"))
+        return self._bias
 
     def repeat(self, n: int):
         "The same context repeated n times along the batch (e.g. several action samples per observation)."
-        return ActionContext([(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in self.kv],
+        if self._kv is None:
+            return ActionContext(None, self.mask.repeat_interleave(n, 0), tuple(x.repeat_interleave(n, 1) for x in self.raw), self.layers)
+        return ActionContext([(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in self._kv],
                              self.mask.repeat_interleave(n, 0))
 
 class ActionHead(nn.Module):
@@ -104,10 +164,10 @@ class ActionHead(nn.Module):
                         values, # [num_layers, B, L, vlm_kv_dim] VLM values
                         prefix_mask, # bool [B, L], True = real token
                        ) -> ActionContext:
-        "Project every layer's VLM K/V once and build the block-wise mask."
+        """The context of one observation: the block-wise mask and the VLM K/V, projected lazily (training attends
+        with the projections absorbed into the queries, `forward_absorbed`; `sample` projects once per chunk)."""
         if keys.shape[0] != len(self.layers):
             raise ValueError(f"got K/V of {keys.shape[0]} LLM layers for an action head of {len(self.layers)} layers")
-        kv = [layer.project_vlm_kv(keys[i], values[i]) for i, layer in enumerate(self.layers)]
         B, L = prefix_mask.shape
         T = self.num_tokens
         # blocks: [VLM prefix (causal) | time + proprio (bidirectional) | action chunk (bidirectional)]
@@ -115,7 +175,13 @@ class ActionHead(nn.Module):
                                      device=prefix_mask.device)
         rows = full[L:]  # (t, l+t): the expert's queries only
         keep = torch.cat([prefix_mask.bool(), prefix_mask.new_ones(B, T, dtype=torch.bool)], 1)  # (b, l+t)
-        return ActionContext(kv, rows[None, None] & keep[:, None, None])
+        return ActionContext(None, rows[None, None] & keep[:, None, None], raw=(keys, values), layers=self.layers)
+
+    def _embed(self, actions, t, proprio):
+        "[time | proprio | action] tokens [B, T, hidden]."
+        if self.cfg.objective != "flow_matching": actions = torch.zeros_like(actions)  # learned queries only
+        time_tok = self.time_mlp(sinusoidal_embedding(t, self.cfg.hidden_size).to(proprio.dtype))[:, None]
+        return torch.cat([time_tok, self.proprio_in(proprio), self.action_in(actions)], 1) + self.pos  # (b, t, hidden)
 
     def forward_tokens(self, ctx: ActionContext,
                        actions, # [B, T_chunk, D_action]: noisy x_t (flow) or ignored (regression)
@@ -123,11 +189,37 @@ class ActionHead(nn.Module):
                        proprio, # [B, T_hist, D_proprio] normalized
                       ):
         "Velocity field (flow matching) or action chunk (regression), [B, T_chunk, D_action]."
-        if self.cfg.objective != "flow_matching": actions = torch.zeros_like(actions)  # learned queries only
-        time_tok = self.time_mlp(sinusoidal_embedding(t, self.cfg.hidden_size).to(proprio.dtype))[:, None]
-        x = torch.cat([time_tok, self.proprio_in(proprio), self.action_in(actions)], 1) + self.pos  # (b, t, hidden)
-        for layer, (k, v) in zip(self.layers, ctx.kv): x = layer(x, k, v, ctx.mask)
+        x = self._embed(actions, t, proprio)
+        if ctx.projected or ctx.raw is None:
+            for layer, (k, v) in zip(self.layers, ctx.kv): x = layer(x, k, v, ctx.mask)
+        else:  # raw VLM K/V: the K/V projections absorbed into the queries (cheaper when T << L)
+            for i, layer in enumerate(self.layers): x = layer.forward_absorbed(x, ctx.raw[0][i], ctx.raw[1][i], ctx.mask_bias)
         return self.action_out(self.norm(x[:, -self.chunk_size:]))
+
+    def inference_buffers(self, ctx: ActionContext) -> tuple[list, torch.Tensor]:
+        """Per layer (k, v) buffers [B, H, L+T, d] holding the context's VLM K/V, and the additive float form of its
+        mask [B, 1, T, L+T]: built once per action chunk, reused by every ODE step (`forward_buffered`)."""
+        T, bufs = self.num_tokens, []
+        for k, v in ctx.kv:
+            B, H, L, d = k.shape
+            kb, vb = k.new_empty(B, H, L + T, d), v.new_empty(B, H, L + T, d)
+            kb[:, :, :L] = k; vb[:, :, :L] = v
+            bufs.append((kb, vb))
+        return bufs, ctx.mask_bias
+
+    def velocity_buffered(self, bufs: list, mask_bias, # from `inference_buffers`
+                          actions, t, proprio): # as `forward_tokens`
+        "`forward_tokens` on preallocated buffers (inference only: the same numbers, no K/V concatenation per step)."
+        x = self._embed(actions, t, proprio)
+        for layer, (kb, vb) in zip(self.layers, bufs): x = layer.forward_buffered(x, kb, vb, mask_bias)
+        return self.action_out(self.norm(x[:, -self.chunk_size:]))
+
+    def _velocity_fn(self):
+        "`velocity_buffered`, compiled once with `torch.compile` when `cfg.compile` is set."
+        if not getattr(self.cfg, "compile", False): return self.velocity_buffered
+        if getattr(self, "_compiled_velocity", None) is None:
+            self._compiled_velocity = torch.compile(self.velocity_buffered, dynamic=False)
+        return self._compiled_velocity
 
     def loss(self, ctx: ActionContext,
              actions, # [B, T_chunk, D_action] normalized targets
@@ -164,6 +256,8 @@ class ActionHead(nn.Module):
             if len(generator) != B: raise ValueError(f"{len(generator)} generators for a batch of {B}")
             x0 = torch.cat([torch.randn((1, *shape[1:]), device=proprio.device, dtype=proprio.dtype, generator=g) for g in generator])
         else: x0 = torch.randn(shape, device=proprio.device, dtype=proprio.dtype, generator=generator)
-        velocity = lambda x, t: self.forward_tokens(ctx, x, t.expand(B).to(x.device), proprio)
+        bufs, bias = self.inference_buffers(ctx)  # VLM K/V copied once per chunk, not concatenated per ODE step
+        step = self._velocity_fn()
+        velocity = lambda x, t: step(bufs, bias, x, t.expand(B).to(x.device), proprio)
         return ode_solve(velocity, x0, steps=steps or self.cfg.num_inference_steps,
                          method=solver or self.cfg.solver, return_nfe=return_nfe)
