@@ -535,4 +535,4 @@ def main(config: str=None, # YAML run config (default: the `tiny` preset)
         res.update({f"profile_train_{k}": v for k, v in ptr.items()})
         res.update({f"profile_inference_{k}": v for k, v in profile_inference(cfg, max(1, iters // 3), device).items()})
     for k, v in res.items(): print(f"{k:32s} {v:.3f}" if isinstance(v, float) else f"{k:32s} {v}")
-    if out: Path(out).write_text(json.dumps(res, indent=1))  # nothing returned: a console script exits with main's return value
+    if out: Path(out).write_text(json.dumps({"command": "vlaos_bench " + " ".join(sys.argv[1:]), **res}, indent=1))  # nothing returned: a console script exits with main's return value
