@@ -38,12 +38,13 @@ test: install sync
 	@echo "$(NOTEBOOKS)" | tr ' ' '\n' | xargs -P 2 -I{} sh -c 'start=$$(date +%s); if nbdev_test --path {} > /tmp/vlaos_nbtest_$$(basename {}).log 2>&1; then echo "ok     {} ($$(( $$(date +%s) - start )) s)"; else echo "FAILED {}"; tail -40 /tmp/vlaos_nbtest_$$(basename {}).log; exit 1; fi'
 	$(PY) -m pytest -q tests
 
-# the README's main job; every stage is timed and the run is recorded in $(DEMO_RECORD) (README: `make readme`)
+# the README's main job; every stage is timed. Layout: 2 processes x 1 torch thread x 1 TensorFlow thread, the fastest
+# in-run layout measured on 2 cores (results/train_layouts.json, scripts/train_layouts.py); and the run is recorded in $(DEMO_RECORD) (README: `make readme`)
 demo: install
 	@set -e; t0=$$(date +%s); \
 	vlaos_metaworld --tasks $(DEMO_TASKS) --episodes $(DEMO_EPISODES) --out $(DEMO_DATA) --image_size 128 --workers 2 --cameras $(DEMO_CAMERAS); t1=$$(date +%s); \
-	accelerate launch --config_file configs/accelerate_ddp.yaml --num_processes $(DEMO_PROCESSES) -m vlaos.train --config $(DEMO_CONFIG); t2=$$(date +%s); \
-	vlaos_eval $(DEMO_RUN) --episodes 10; t3=$$(date +%s); \
+	VLAOS_TF_THREADS=1 accelerate launch --config_file configs/accelerate_ddp.yaml --num_processes $(DEMO_PROCESSES) -m vlaos.train --config $(DEMO_CONFIG); t2=$$(date +%s); \
+	vlaos_eval $(DEMO_RUN) --episodes 10 || echo "(a task failed every episode: recorded all the same)"; t3=$$(date +%s); \
 	$(PY) -c "from vlaos.study import write_demo_record as w; w('$(DEMO_RECORD)', '$(DEMO_RUN)', dataset_s=$$((t1-t0)), train_s=$$((t2-t1)), eval_s=$$((t3-t2)))"; \
 	echo "demo: $$((t3-t0)) s in all (dataset $$((t1-t0)) s, training $$((t2-t1)) s, evaluation $$((t3-t2)) s); recorded in $(DEMO_RECORD)"
 

@@ -67,8 +67,8 @@ class ActionExpertLayer(nn.Module):
     def forward_buffered(self, x, # [B, T, hidden] expert tokens
                          k_buf, v_buf, # [B, H, L+T, d]: rows :L hold the projected VLM K/V; rows L: are overwritten
                          mask_bias): # float [B, 1, T, L+T], 0 = may attend, -inf = masked
-        """`forward` for inference: this step's own K/V are written into the tail of preallocated buffers instead of
-        concatenating the VLM K/V anew at every ODE step (no autograd through the buffers)."""
+        """`forward` for inference, new hidden states [B, T, hidden]: this step's own K/V are written into the tail of
+        preallocated buffers instead of concatenating the VLM K/V anew at every ODE step (no autograd through them)."""
         q, k, v = rearrange(self.qkv(self.norm1(x)), "b t (three h d) -> three b h t d", three=3, h=self.num_heads)
         L = k_buf.shape[2] - k.shape[2]
         k_buf[:, :, L:] = k; v_buf[:, :, L:] = v
@@ -79,7 +79,8 @@ class ActionExpertLayer(nn.Module):
     def forward_absorbed(self, x, # [B, T, hidden] expert tokens
                          keys, values, # [B, L, vlm_kv_dim] this layer's raw VLM K/V
                          mask_bias): # float [B, 1, T, L+T], 0 = may attend, -inf = masked
-        """`forward` without projecting the L VLM keys and values: the projections are absorbed into the T queries.
+        """`forward` (new hidden states [B, T, hidden]) without projecting the L VLM keys and values: the projections
+        are absorbed into the T queries.
         With k_j = W_k x_j + b_k per head, q·k_j = (W_k^T q)·x_j + q·b_k, and sum_j p_j (W_v y_j + b_v) =
         W_v (sum_j p_j y_j) + (sum_j p_j) b_v, so the scores and outputs equal `forward`'s (the same weights) at a cost
         that scales with T x L x vlm_kv_dim instead of L x vlm_kv_dim x hidden (the weight absorption of DeepSeek-V2's
@@ -160,6 +161,16 @@ class ActionHead(nn.Module):
     @property
     def num_tokens(self): return 1 + self.history + self.chunk_size
 
+    def _mask_rows(self, L: int, device) -> torch.Tensor:
+        "Bool [T, L+T]: the expert queries' rows of the block-wise mask for a prefix of L tokens, built once per (L, device)."
+        cache = self.__dict__.setdefault("_mask_rows_cache", {})
+        key = (L, str(device))
+        if key not in cache:
+            # blocks: [VLM prefix (causal) | time + proprio (bidirectional) | action chunk (bidirectional)]
+            cache[key] = blockwise_causal_mask([L, 1 + self.history, self.chunk_size], causal=[True, False, False],
+                                               device=device)[L:]
+        return cache[key]
+
     def project_context(self, keys, # [num_layers, B, L, vlm_kv_dim] VLM keys
                         values, # [num_layers, B, L, vlm_kv_dim] VLM values
                         prefix_mask, # bool [B, L], True = real token
@@ -170,10 +181,7 @@ class ActionHead(nn.Module):
             raise ValueError(f"got K/V of {keys.shape[0]} LLM layers for an action head of {len(self.layers)} layers")
         B, L = prefix_mask.shape
         T = self.num_tokens
-        # blocks: [VLM prefix (causal) | time + proprio (bidirectional) | action chunk (bidirectional)]
-        full = blockwise_causal_mask([L, 1 + self.history, self.chunk_size], causal=[True, False, False],
-                                     device=prefix_mask.device)
-        rows = full[L:]  # (t, l+t): the expert's queries only
+        rows = self._mask_rows(L, prefix_mask.device)  # (t, l+t)
         keep = torch.cat([prefix_mask.bool(), prefix_mask.new_ones(B, T, dtype=torch.bool)], 1)  # (b, l+t)
         return ActionContext(None, rows[None, None] & keep[:, None, None], raw=(keys, values), layers=self.layers)
 
@@ -190,7 +198,7 @@ class ActionHead(nn.Module):
                       ):
         "Velocity field (flow matching) or action chunk (regression), [B, T_chunk, D_action]."
         x = self._embed(actions, t, proprio)
-        if ctx.projected or ctx.raw is None:
+        if ctx.projected:
             for layer, (k, v) in zip(self.layers, ctx.kv): x = layer(x, k, v, ctx.mask)
         else:  # raw VLM K/V: the K/V projections absorbed into the queries (cheaper when T << L)
             for i, layer in enumerate(self.layers): x = layer.forward_absorbed(x, ctx.raw[0][i], ctx.raw[1][i], ctx.mask_bias)
