@@ -4,7 +4,8 @@ Both ranks must start from identical weights (DDP broadcasts rank 0's) and end w
 training steps (DDP averages gradients and every rank applies the same update), the weights must have moved from the
 initial checkpoint-free model (every tensor the training updates: each trainable parameter of the action path), and
 the run must write its checkpoint with a reloadable `model/`. A NaN gradient from one rank's batch (finite loss) must stop
-every rank at the same step, before the optimizer step, naming both ranks' batches.
+every rank at the same step, before the optimizer step, naming both ranks' batches; so must a NaN loss on one rank only
+(before `backward`, whose all-reduce the other rank would otherwise wait in forever).
 Run: `pytest tests/test_train_ddp.py` from the repository root.
 """
 import os, subprocess, sys
@@ -73,3 +74,14 @@ def test_nonfinite_gradient_stops_every_rank(tmp_path):
         for k, v in r["final"].items():
             assert torch.equal(v, r["after_step1"][k]), f"{k} was updated by the NaN step"
             assert torch.equal(v, r0["final"][k]), f"{k} differs between ranks"
+
+
+def test_nonfinite_loss_on_one_rank_stops_every_rank(tmp_path):
+    "A NaN loss on rank 1 only: both ranks raise at the same step (neither waits forever in the all-reduce), same weights."
+    _launch(["--nan-loss", str(tmp_path)])
+    r0, r1 = (torch.load(tmp_path / f"nan_loss_rank{r}.pt", weights_only=False) for r in range(2))
+    for rank, r in enumerate((r0, r1)):
+        msg = r["message"]
+        assert msg is not None and msg.startswith("non-finite loss nan at step 2 ") and "ranks with a non-finite loss: [1]" in msg, msg
+        assert f"this is rank {rank}" in msg and r["step"] == 1, msg
+    for k, v in r0["final"].items(): assert torch.equal(v, r1["final"][k]), f"{k} differs between ranks"

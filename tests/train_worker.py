@@ -8,6 +8,9 @@ Usage: ... tests/train_worker.py --nan-gradient OUT
   Trains the toy model of `vlaos.training` whose gradient (not its loss) turns NaN on rank 1's second batch, and writes
   OUT/nan_rank{R}.pt with the `FloatingPointError` message (None if none was raised), the step reached, the final
   weights and the weights after step 1.
+Usage: ... tests/train_worker.py --nan-loss OUT
+  The toy model's loss is NaN on rank 1's second batch only; writes OUT/nan_loss_rank{R}.pt with the message, the step
+  reached and the final weights (both ranks must stop at step 2, not hang in the gradient all-reduce).
 """
 import sys
 from pathlib import Path
@@ -57,6 +60,27 @@ def nan_gradient_run(out: Path):
     torch.save({"message": msg, "step": tr.step, "final": _cpu_state(tr.unwrapped_model), "after_step1": after.get(1)},
                out / f"nan_rank{acc.process_index}.pt")
 
+class NaNLossAt(ToyRegressor):
+    "ToyRegressor whose loss is NaN on forward call `at` only."
+    def __init__(self, at): super().__init__(); self.at, self.calls = at, 0
+    def forward(self, batch):
+        out = super().forward(batch); self.calls += 1
+        if self.calls == self.at: out.loss = out.loss * float("nan")
+        return out
+
+def nan_loss_run(out: Path):
+    cfg = TrainConfig(output_dir=str(out / "nan_loss_run"), max_steps=4, batch_size=4, lr=1e-2, warmup_steps=0,
+                      mixed_precision="no", save_every=1000, log_every=1, wandb="disabled")
+    acc = make_accelerator(cfg)
+    torch.manual_seed(0)
+    model = NaNLossAt(at=2 if acc.process_index == 1 else 10**9)
+    tr = Trainer(model, cfg, accelerator=acc, progress=False)
+    msg = None
+    try: tr.fit(toy_batches(4, rank=acc.process_index, world_size=acc.num_processes))
+    except FloatingPointError as e: msg = str(e)
+    torch.save({"message": msg, "step": tr.step, "final": _cpu_state(tr.unwrapped_model)}, out / f"nan_loss_rank{acc.process_index}.pt")
+
 if __name__ == "__main__":
     if sys.argv[1] == "--nan-gradient": nan_gradient_run(Path(sys.argv[2]))
+    elif sys.argv[1] == "--nan-loss": nan_loss_run(Path(sys.argv[2]))
     else: train_run(sys.argv[1], Path(sys.argv[2]))

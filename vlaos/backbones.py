@@ -5,14 +5,16 @@
 # %% ../nbs/01_backbones.ipynb 3
 from __future__ import annotations
 from dataclasses import dataclass
+from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from einops import rearrange
 import timm
 from .config import VisionConfig, LLMConfig, ModelConfig
 
 # %% auto 0
-__all__ = ['TimmViT', 'VisionBackbone', 'build_llm', 'llm_from_hf_config', 'Projector', 'VLMOutput', 'VLM',
-           'kv_unused_parameters', 'freeze_kv_unused']
+__all__ = ['VLM_WEIGHTS', 'VLM_META', 'TimmViT', 'VisionBackbone', 'build_llm', 'llm_from_hf_config', 'Projector', 'VLMOutput',
+           'VLM', 'kv_unused_parameters', 'freeze_kv_unused', 'save_vlm', 'resolve_vlm_dir',
+           'vlm_architecture_mismatches', 'load_vlm_weights', 'vlm_from_checkpoint']
 
 # %% ../nbs/01_backbones.ipynb
 class TimmViT(nn.Module):
@@ -160,3 +162,107 @@ def freeze_kv_unused(vlm) -> list[str]:
     for n, p in vlm.named_parameters():
         if n in names: p.requires_grad_(False)
     return names
+
+# %% ../nbs/01_backbones.ipynb
+VLM_WEIGHTS, VLM_META = "vlm.safetensors", "vlm.json"
+_VISION_KEYS = ("backbone", "fused_backbones", "image_size", "timm_kwargs", "feature_layer")  # what fixes the vision weights' shapes and meaning
+_LLM_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
+_VOCAB_ROWS = ("llm.model.embed_tokens.weight", "llm.lm_head.weight")  # [vocab, hidden]: may grow in a VLA
+
+def save_vlm(vlm: VLM, # the VLM (vision + projector + LLM), unwrapped
+             cfg: ModelConfig, # the config it was built from (model.vision, model.llm, projector_hidden, prompt_style)
+             out_dir, # folder to write (created)
+             tokenizer=None, # its tokenizer, saved as out_dir/tokenizer
+             state_dict: dict|None=None, # full state dict to save instead of vlm.state_dict() (FSDP gathers one)
+             meta: dict|None=None, # extra facts for vlm.json (e.g. the pretraining stage and step)
+            ) -> Path:
+    "Write a VLM checkpoint (`vlm.safetensors`, `vlm.json`, `tokenizer/`) that `load_vlm_weights` and `vlm_from_checkpoint` read."
+    from safetensors.torch import save_file
+    import json, dataclasses
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    sd = state_dict if state_dict is not None else vlm.state_dict()
+    # safetensors refuses shared storage (tied embeddings): store contiguous copies of the CPU tensors
+    save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}, str(out / VLM_WEIGHTS))
+    info = {"format": 1, "vision": dataclasses.asdict(cfg.vision), "llm": dataclasses.asdict(cfg.llm),
+            "llm_config": vlm.llm.config.to_dict(), "projector_hidden": cfg.projector_hidden,
+            "prompt_style": cfg.prompt_style, "vocab_size": vlm.llm.get_input_embeddings().num_embeddings, **(meta or {})}
+    (out / VLM_META).write_text(json.dumps(info, indent=1, default=str))
+    if tokenizer is not None: tokenizer.save_pretrained(str(out / "tokenizer"))
+    return out
+
+def resolve_vlm_dir(path, # a VLM checkpoint folder, or a `vlaos_pretrain` run dir (its newest checkpoint is used)
+                    key: str="model.vlm_checkpoint", # the config key named in errors
+                   ) -> Path:
+    "The folder holding `vlm.json` that `path` names; raises `FileNotFoundError` naming `key`."
+    p = Path(path)
+    if not str(path) or not p.exists():
+        raise FileNotFoundError(f"{key}={str(path)!r} does not exist: pretrain a VLM first (vlaos_pretrain --config ...)")
+    if (p / VLM_META).exists(): return p
+    root = p / "checkpoints"
+    if root.is_dir():
+        latest = root / "latest"
+        names = [latest.read_text().strip()] if latest.exists() else \
+                sorted(q.name for q in root.glob("step_*") if q.is_dir() and not q.name.endswith((".tmp", ".old")))[-1:]
+        if names and (root / names[0] / "model" / VLM_META).exists(): return root / names[0] / "model"
+    raise FileNotFoundError(f"{key}={str(path)!r} is neither a VLM checkpoint (no {VLM_META} in it) nor a "
+                            "vlaos_pretrain run directory with a complete checkpoint")
+
+def vlm_architecture_mismatches(vlm: VLM, cfg: ModelConfig, info: dict) -> list[str]:
+    "Config keys on which `vlm` (built from `cfg`) differs from a VLM checkpoint's `vlm.json` `info`, as messages."
+    out, saved_v = [], info["vision"]
+    for k in _VISION_KEYS:
+        if k == "backbone" and (cfg.vision.fused_backbones or saved_v.get("fused_backbones")): continue  # ignored when fused
+        if getattr(cfg.vision, k) != saved_v.get(k):
+            out.append(f"model.vision.{k}={getattr(cfg.vision, k)!r} but the VLM was pretrained with {saved_v.get(k)!r}")
+    have, saved_l = vlm.llm.config.to_dict(), info["llm_config"]
+    for k in _LLM_KEYS:
+        if have.get(k) != saved_l.get(k):
+            name = "model.llm.architecture" if k == "model_type" else f"model.llm.config_overrides.{k}"
+            out.append(f"{name}={have.get(k)!r} but the VLM was pretrained with {saved_l.get(k)!r}")
+    if cfg.projector_hidden != info.get("projector_hidden"):
+        out.append(f"model.projector_hidden={cfg.projector_hidden!r} but the VLM was pretrained with {info.get('projector_hidden')!r}")
+    if cfg.prompt_style != info.get("prompt_style"):
+        out.append(f"model.prompt_style={cfg.prompt_style!r} but the VLM was pretrained with {info.get('prompt_style')!r}")
+    return out
+
+def load_vlm_weights(vlm: VLM, # the run's VLM, built from `cfg` (its vocabulary may extend the checkpoint's)
+                     cfg: ModelConfig, # the run's model config
+                     path, # VLM checkpoint folder or vlaos_pretrain run dir
+                     key: str="model.vlm_checkpoint", # config key named in errors
+                    ) -> dict:
+    """Copy a pretrained VLM's weights into `vlm`; returns `{'path', 'tensors', 'new_vocab_rows'}`. Raises `ConfigError`
+    naming every mismatched key (vision, LLM size, projector width, prompt style) and `FileNotFoundError` naming `key`."""
+    import json
+    from safetensors.torch import load_file
+    from vlaos.config import ConfigError
+    d = resolve_vlm_dir(path, key)
+    info = json.loads((d / VLM_META).read_text())
+    bad = vlm_architecture_mismatches(vlm, cfg, info)
+    if bad: raise ConfigError(f"{key}={str(path)!r}: the run's VLM does not match the pretrained one: " + "; ".join(bad))
+    saved, own = load_file(str(d / VLM_WEIGHTS)), vlm.state_dict()
+    missing, new_rows = sorted(set(own) - set(saved)), 0
+    if missing: raise ConfigError(f"{key}={str(path)!r} lacks {len(missing)} tensors of the run's VLM, e.g. {missing[:3]}")
+    with torch.no_grad():
+        for name, t in own.items():
+            s = saved[name]
+            if name in _VOCAB_ROWS and s.shape[1:] == t.shape[1:] and s.shape[0] <= t.shape[0]:
+                t[: s.shape[0]].copy_(s); new_rows = t.shape[0] - s.shape[0]  # tokens the VLA appended keep their init
+            elif s.shape != t.shape:
+                raise ConfigError(f"{key}={str(path)!r}: tensor {name} has shape {tuple(s.shape)} in the checkpoint and "
+                                  f"{tuple(t.shape)} in the run's VLM (a smaller vocabulary than the pretrained tokenizer's?)")
+            else: t.copy_(s)
+    return {"path": str(d), "tensors": len(own), "new_vocab_rows": new_rows}
+
+def vlm_from_checkpoint(path, key: str="model.vlm_checkpoint") -> tuple[VLM, ModelConfig, dict]:
+    "Rebuild a saved VLM offline (architecture from `vlm.json`, weights from `vlm.safetensors`): `(vlm, model_cfg, info)`."
+    import json, copy
+    from vlaos.config import ModelConfig, from_dict
+    d = resolve_vlm_dir(path, key)
+    info = json.loads((d / VLM_META).read_text())
+    vision = {k: v for k, v in info["vision"].items()}; vision["pretrained"] = False  # weights come from the checkpoint
+    llm = {k: v for k, v in info["llm"].items()}; llm["name_or_path"] = ""
+    cfg = from_dict({"model": {"vision": vision, "llm": llm, "projector_hidden": info["projector_hidden"],
+                               "prompt_style": info["prompt_style"]}}).model
+    vlm = VLM(cfg, info["vocab_size"], llm=llm_from_hf_config(info["llm_config"], cfg.llm.attn_implementation))
+    load_vlm_weights(vlm, cfg, d, key)
+    return vlm, cfg, info

@@ -10,11 +10,12 @@ from pathlib import Path
 import yaml
 
 # %% auto 0
-__all__ = ['PLANNING_HEADS', 'TIME_SAMPLERS', 'FIXED_STEP_SOLVERS', 'TORCHDIFFEQ_SOLVERS', 'ODE_SOLVERS', 'NORMALIZATIONS',
-           'PROMPT_STYLES', 'DATASET_SPEC_FIELDS', 'CHOICES', 'POSITIVE', 'PRESETS', 'VisionConfig', 'LLMConfig',
-           'ActionHeadConfig', 'PlanningHeadConfig', 'ForesightHeadConfig', 'LowLevelHeadConfig', 'ModelConfig',
-           'DataConfig', 'TrainConfig', 'EvalConfig', 'RunConfig', 'ConfigError', 'validate_foresight', 'validate_spec',
-           'validate', 'from_dict', 'to_dict', 'offline', 'preset', 'load_config', 'save_config', 'parse_overrides']
+__all__ = ['PLANNING_HEADS', 'PRETRAIN_STAGES', 'TIME_SAMPLERS', 'FIXED_STEP_SOLVERS', 'TORCHDIFFEQ_SOLVERS', 'ODE_SOLVERS',
+           'NORMALIZATIONS', 'PROMPT_STYLES', 'DATASET_SPEC_FIELDS', 'CHOICES', 'POSITIVE', 'PRESETS', 'VisionConfig',
+           'LLMConfig', 'ActionHeadConfig', 'PlanningHeadConfig', 'ForesightHeadConfig', 'LowLevelHeadConfig',
+           'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'PretrainConfig', 'RunConfig', 'ConfigError',
+           'validate_foresight', 'validate_spec', 'validate', 'from_dict', 'to_dict', 'offline', 'preset',
+           'load_config', 'save_config', 'parse_overrides']
 
 # %% ../nbs/00_config.ipynb
 @dataclass
@@ -118,6 +119,7 @@ class ModelConfig:
     high_level_checkpoint: str = ""  # 'hierarchical': the stage-1 IntegratedVLA (implicit) checkpoint, a save_pretrained dir or a run dir
     plan_source: str = "generated"  # 'hierarchical' training: plans the frozen high level generates (as at inference; VLA-OS) | the dataset's 'ground_truth' plans (cheaper)
     low_level: LowLevelHeadConfig = field(default_factory=LowLevelHeadConfig)  # the 'hierarchical' low-level head
+    vlm_checkpoint: str = ""  # start the VLM (vision + projector + LLM) and the tokenizer from a pretrained VLM: a `vlaos_pretrain` output dir or one of its checkpoints (architecture must match; vlaos.backbones.load_vlm_weights)
 
 @dataclass
 class DataConfig:
@@ -154,7 +156,7 @@ class TrainConfig:
     seed: int = 42  # global seed (per-rank seeds derive from it)
     wandb: str = "offline"  # 'online' | 'offline' | 'disabled'
     wandb_project: str = "vlaos"  # wandb project name
-    num_workers: int = 0  # torch DataLoader workers on top of tf.data (0 = in-process)
+    num_workers: int = 0  # DataLoader worker processes: on top of tf.data for vlaos_train (0 = in-process, recommended: tf.data already runs in threads), image decoding for vlaos_pretrain
 
 @dataclass
 class EvalConfig:
@@ -167,6 +169,21 @@ class EvalConfig:
     seed: int = 1000  # episode i of a task uses seed + i
     video: bool = True  # save an MP4 of the first episode of each task
 
+PRETRAIN_STAGES = ("align", "finetune", "full-finetune")  # vlaos.pretrain stages (VLA-OS / Prismatic names)
+
+@dataclass
+class PretrainConfig:
+    """VLM pretraining before any robot data (`vlaos_pretrain`, notebook 17b; VLA-OS README "VLM Pretraining", LLaVA-1.5's
+    two stages); section `pretrain`, read only by `vlaos_pretrain`. The model is `model.vision` + projector + `model.llm`."""
+    stage: str = "align"  # 'align': projector only, image-text data only (LLaVA-1.5 stage 1) | 'finetune': projector + LLM, vision frozen (stage 2) | 'full-finetune': everything
+    data_path: str = ""  # LLaVA-format conversations JSON (llava_v1_5_mix665k.json, or `vlaos_llava_metaworld`'s train.json)
+    image_dir: str = ""  # folder the JSON's image paths are relative to ('' = the JSON's folder)
+    heldout_path: str = ""  # optional held-out LLaVA JSON: its loss (assistant tokens) is logged to heldout.jsonl
+    eval_every: int = 0  # steps between held-out evaluations (0 = at the end only)
+    eval_batches: int = 8  # held-out batches per evaluation (main process)
+    max_length: int = 256  # text tokens per conversation (longer ones are truncated)
+    init_from: str = ""  # start from a VLM checkpoint (e.g. the align stage's output dir for 'finetune'); its tokenizer is used
+
 @dataclass
 class RunConfig:
     "A whole run: what is trained, on what, how, and how it is evaluated."
@@ -175,6 +192,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # VLM pretraining (vlaos_pretrain only)
 
 # %% ../nbs/00_config.ipynb
 class ConfigError(ValueError):
@@ -209,13 +227,14 @@ CHOICES = {
     "train.mixed_precision": ["auto", "no", "bf16", "fp16"],
     "train.wandb": ["online", "offline", "disabled"],
     "eval.env": ["metaworld", "libero"],
+    "pretrain.stage": list(PRETRAIN_STAGES),
 }
 POSITIVE = ["model.chunk_size", "model.action_dim", "model.proprio_dim", "model.num_views", "model.history",
             "model.vision.image_size", "model.max_prompt_length", "train.max_steps", "train.batch_size",
             "train.grad_accum", "train.save_every", "train.log_every", "eval.episodes_per_task",
             "eval.max_episode_steps", "eval.execute_steps", "model.action_head.num_inference_steps",
             "model.num_location_tokens", "model.max_language_plan_length", "model.max_visual_plan_length",
-            "model.ee_flow_points", "model.ee_flow_stride"]
+            "model.ee_flow_points", "model.ee_flow_stride", "pretrain.max_length", "pretrain.eval_batches"]
 
 def validate_foresight(f: ForesightHeadConfig, key: str="model.foresight", need_path: bool=True):
     "Check a `ForesightHeadConfig`; raises `ConfigError` naming `key.<field>` (e.g. `model.foresight.tokenizer_path`)."
@@ -290,6 +309,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         if not m.planning_heads:
             raise ConfigError("model.paradigm='hierarchical' needs model.planning_heads: the plans of the high level that the "
                               f"low-level head reads (a subset of the stage-1 model's heads, from {PLANNING_HEADS})")
+        if m.vlm_checkpoint:
+            raise ConfigError("model.vlm_checkpoint is set but model.paradigm='hierarchical' takes its VLM from "
+                              "model.high_level_checkpoint: start the stage-1 Integrated run from the pretrained VLM instead")
         if not m.high_level_checkpoint:
             raise ConfigError("model.paradigm='hierarchical' needs model.high_level_checkpoint: the stage-1 IntegratedVLA "
                               "checkpoint (train it first with paradigm 'integrated', planning_mode 'implicit')")

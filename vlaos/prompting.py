@@ -9,7 +9,7 @@ from typing import Iterable
 import torch
 
 # %% auto 0
-__all__ = ['SPECIAL_TOKENS', 'build_prompt', 'train_bpe_tokenizer', 'load_tokenizer', 'tokenize_prompts']
+__all__ = ['SPECIAL_TOKENS', 'build_prompt', 'conversation_segments', 'train_bpe_tokenizer', 'load_tokenizer', 'tokenize_prompts']
 
 # %% ../nbs/02_prompting.ipynb
 from .config import PROMPT_STYLES  # ("plain", "qwen_chat"): defined once, beside model.prompt_style
@@ -24,6 +24,27 @@ def build_prompt(instruction: str, # task instruction, e.g. "push the puck to th
         return (f"<|im_start|>user\nWhat action should the robot take to {instruction}?<|im_end|>\n"
                 f"<|im_start|>assistant\n")
     raise ValueError(f"unknown prompt style {style!r}; choose one of {PROMPT_STYLES}")
+
+# %% ../nbs/02_prompting.ipynb
+def conversation_segments(turns: list, # LLaVA turns: [{"from": "human" | "gpt", "value": str}, ...]
+                          style: str="plain", # one of `vlaos.config.PROMPT_STYLES`
+                          eos: str="", # text closing each answer in 'plain' (the tokenizer's EOS token); unused by 'qwen_chat'
+                         ) -> list[tuple[str, bool]]:
+    """The conversation as `(text, trained)` segments in prompt `style`; `trained` marks assistant content (the loss
+    targets of VLM pretraining, LLaVA-1.5 / Prismatic). Raises `ValueError` for an unknown style, or a turn whose
+    `from` is not 'human' / 'gpt' (naming the turn)."""
+    if style not in PROMPT_STYLES: raise ValueError(f"unknown prompt style {style!r}; choose one of {PROMPT_STYLES}")
+    segments = []
+    for i, turn in enumerate(turns):
+        speaker, text = turn.get("from"), turn.get("value", "")
+        if speaker == "human":
+            segments.append((f"Human: {text}\n", False) if style == "plain" else
+                            (f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n", False))
+        elif speaker == "gpt":
+            if style == "plain": segments += [("Assistant: ", False), (f"{text}{eos}", True), ("\n", False)]
+            else: segments += [(f"{text}<|im_end|>", True), ("\n", False)]
+        else: raise ValueError(f"turn {i}: unknown speaker 'from'={speaker!r}; expected 'human' or 'gpt'")
+    return segments
 
 # %% ../nbs/02_prompting.ipynb
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]

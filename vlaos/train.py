@@ -33,11 +33,15 @@ def annotation_texts(dataset_dir, spec="metaworld", split="train", max_episodes:
     return sorted(found)
 
 def run_tokenizer(cfg: RunConfig, accelerator):
-    """The run's tokenizer: the stage-1 model's for a Hierarchical run (its plans are in those tokens), `model.tokenizer`
-    if set, else a BPE trained once (rank 0) and saved in `output_dir/tokenizer`."""
+    """The run's tokenizer: the stage-1 model's for a Hierarchical run (its plans are in those tokens), the pretrained
+    VLM's with `model.vlm_checkpoint`, `model.tokenizer` if set, else a BPE trained once (rank 0) and saved in
+    `output_dir/tokenizer`."""
     if cfg.model.paradigm == "hierarchical":
         from vlaos.hierarchical import resolve_model_dir
         return load_tokenizer(str(resolve_model_dir(cfg.model.high_level_checkpoint) / "tokenizer"))
+    if cfg.model.vlm_checkpoint:  # a pretrained VLM's embeddings belong to its tokenizer
+        from vlaos.backbones import resolve_vlm_dir
+        return load_tokenizer(str(resolve_vlm_dir(cfg.model.vlm_checkpoint) / "tokenizer"))
     if cfg.model.tokenizer: return load_tokenizer(cfg.model.tokenizer)
     path = Path(cfg.train.output_dir) / "tokenizer"
     if accelerator.is_main_process and not (path / "tokenizer.json").exists():
@@ -80,6 +84,10 @@ def train(cfg: RunConfig, # resolved run config
         save_config(cfg, out / "config.yaml")
     with _shard_errors_named(cfg, "reading the instructions for the tokenizer"): tokenizer = run_tokenizer(cfg, accelerator)
     model = build_vla(cfg.model, tokenizer, stats, cfg.data.normalization, spec.gripper_dims)
+    if cfg.model.vlm_checkpoint and not (resume and Trainer.resume_state(out)):  # from a pretrained VLM (notebook 17b); a resumed run loads its own
+        from vlaos.backbones import load_vlm_weights
+        loaded = load_vlm_weights(model.vlm, cfg.model, cfg.model.vlm_checkpoint)
+        if accelerator.is_main_process: print(f"VLM weights from {loaded['path']} ({loaded['tensors']} tensors)")
     model.processor.observation_image_size = int(info["image_shapes"][0][0])  # camera frame size: vlaos_eval renders at it
     manifest = Path(info["dataset_dir"]) / "vlaos_manifest.json"  # the simulator cameras, when the writer recorded them
     if manifest.exists(): model.processor.observation_cameras = json.loads(manifest.read_text()).get("cameras")
@@ -89,7 +97,8 @@ def train(cfg: RunConfig, # resolved run config
     generated = cfg.model.paradigm == "hierarchical" and cfg.model.plan_source == "generated"
     loader_model_cfg = dataclasses.replace(cfg.model, planning_heads=[]) if generated else cfg.model
     loader = make_dataloader(cfg.data, loader_model_cfg, tokenizer, cfg.train.batch_size, train=True, seed=cfg.train.seed,
-                             rank=accelerator.process_index, world_size=accelerator.num_processes, skip_samples=skip)
+                             rank=accelerator.process_index, world_size=accelerator.num_processes, skip_samples=skip,
+                             num_workers=cfg.train.num_workers)
     trainer = Trainer(model, cfg.train, cfg, accelerator=accelerator, save_fn=lambda m, d: m.save_pretrained(d))
     metrics = trainer.fit(loader, resume=bool(resume), max_steps=max_steps)
     return trainer if return_trainer else metrics

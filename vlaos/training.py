@@ -321,8 +321,13 @@ class Trainer:
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))  # every rank: its RNG state, and its ZeRO shards under DeepSpeed
+        # FSDP shards the parameters: gather the full state dict (a collective, every rank) for the exported model;
+        # save_fn then receives it as `state_dict=` (vlaos.pretrain's VLM export takes it)
+        full = acc.get_state_dict(self.model) if acc.distributed_type == DistributedType.FSDP and self.save_fn else None
         if acc.is_main_process:
-            if self.save_fn is not None: self.save_fn(self.unwrapped_model, tmp/"model")
+            if self.save_fn is not None:
+                if full is None: self.save_fn(self.unwrapped_model, tmp/"model")
+                else: self.save_fn(self.unwrapped_model, tmp/"model", state_dict=full)
             if self.run_cfg is not None: save_config(self.run_cfg, tmp/"config.yaml")
             (tmp/"trainer_state.json").write_text(json.dumps(self.state_dict(), indent=1))
         acc.wait_for_everyone()  # every rank has finished writing into tmp
@@ -448,11 +453,15 @@ def fit(self:Trainer, batches:Iterable[dict],  # batch dicts for this process (a
             with acc.accumulate(self.model):
                 loss, terms = _loss_terms(self.model(batch))
                 value = _scalar(loss)
-                if not math.isfinite(value):
+                # every rank learns of a non-finite loss on any rank (one float gathered per micro-batch): all stop
+                # together, before a backward whose gradient all-reduce the stopped rank would never join
+                losses = acc.gather(torch.tensor([value], device=acc.device)).tolist() if acc.num_processes > 1 else [value]
+                bad = [r for r, v in enumerate(losses) if not math.isfinite(v)]
+                if bad:
                     raise FloatingPointError(
-                        f"non-finite loss {value} at step {self.step + 1} (micro-batch {micro + 1}/{accum}, rank "
-                        f"{acc.process_index}); batch ids: {_batch_ids(batch)}; loss terms: "
-                        f"{ {k: _scalar(v) for k, v in terms.items()} }")
+                        f"non-finite loss {losses[bad[0]]} at step {self.step + 1} (micro-batch {micro + 1}/{accum}, rank "
+                        f"{bad[0]}{'' if len(losses) == 1 else f'; ranks with a non-finite loss: {bad}; this is rank {acc.process_index}'}); "
+                        f"this rank's batch ids: {_batch_ids(batch)}; its loss terms: { {k: _scalar(v) for k, v in terms.items()} }")
                 step_values.append(value)
                 acc.backward(loss)
                 if acc.sync_gradients:
