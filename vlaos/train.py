@@ -15,7 +15,7 @@ from .data.rlds import DATASET_SPECS, get_spec, check_dataset, compute_statistic
 from .training import Trainer, make_accelerator, is_data_loss_error, dataset_shard_error
 
 # %% auto 0
-__all__ = ['LANGUAGE_ANNOTATION_FIELDS', 'annotation_texts', 'run_tokenizer', 'train', 'main']
+__all__ = ['LANGUAGE_ANNOTATION_FIELDS', 'annotation_texts', 'run_tokenizer', 'check_prompt_lengths', 'train', 'main']
 
 # %% ../nbs/13_train.ipynb
 LANGUAGE_ANNOTATION_FIELDS = ["plan", "subtask", "subtask_reasoning", "move", "move_reasoning", "visible_objects"]
@@ -57,6 +57,23 @@ def run_tokenizer(cfg: RunConfig, accelerator):
     return load_tokenizer(str(path))
 
 # %% ../nbs/13_train.ipynb
+def check_prompt_lengths(cfg: RunConfig, # model.prompt_style and model.max_prompt_length are used
+                         tokenizer, # the run's tokenizer
+                         instructions: list[str], # the dataset's distinct instructions
+                        ) -> int:
+    "Token length of the longest prompt (EOS included); warns when it exceeds `model.max_prompt_length` (it would be truncated)."
+    import warnings
+    eos = tokenizer.eos_token or ""
+    lengths = [len(tokenizer(build_prompt(i, cfg.model.prompt_style) + eos, add_special_tokens=False)["input_ids"]) for i in instructions]
+    longest = max(lengths, default=0)
+    if longest > cfg.model.max_prompt_length:
+        cut = sum(l > cfg.model.max_prompt_length for l in lengths)
+        warnings.warn(f"model.max_prompt_length={cfg.model.max_prompt_length} truncates {cut} of {len(lengths)} prompts (the longest "
+                      f"takes {longest} tokens with this tokenizer): the end of those instructions is lost; set "
+                      f"model.max_prompt_length={longest} or more")
+    return longest
+
+# %% ../nbs/13_train.ipynb
 @contextlib.contextmanager
 def _shard_errors_named(cfg: RunConfig, where: str):
     "Turn TensorFlow's `DataLossError` while reading the dataset before training into a `DatasetShardError` naming the shard."
@@ -83,6 +100,10 @@ def train(cfg: RunConfig, # resolved run config
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
     with _shard_errors_named(cfg, "reading the instructions for the tokenizer"): tokenizer = run_tokenizer(cfg, accelerator)
+    if accelerator.is_main_process and (cfg.model.vlm_checkpoint or cfg.model.tokenizer) and cfg.model.paradigm != "hierarchical":
+        from vlaos.data.lerobot import lerobot_instructions  # a tokenizer made elsewhere: do the dataset's prompts fit?
+        with _shard_errors_named(cfg, "reading the instructions"):
+            check_prompt_lengths(cfg, tokenizer, (lerobot_instructions if lerobot else dataset_instructions)(cfg.data.dataset_dir, cfg.data.spec))
     model = build_vla(cfg.model, tokenizer, stats, cfg.data.normalization, spec.gripper_dims)
     if cfg.model.vlm_checkpoint and not (resume and Trainer.resume_state(out)):  # from a pretrained VLM (notebook 17b); a resumed run loads its own
         from vlaos.backbones import load_vlm_weights

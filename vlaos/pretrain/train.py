@@ -210,6 +210,7 @@ def vlm_conversation_loss(vlm_dir, # a VLM checkpoint or vlaos_pretrain run dir 
                           json_path, # LLaVA-format JSON to score
                           select=None, # `select(entry) -> bool` picks the entries (default: all)
                           batch_size: int=16, max_length: int=256,
+                          shuffle_images: bool=False, # control: each conversation gets another conversation's image (a VLM that reads the image loses)
                          ) -> dict:
     """Token-weighted assistant-token loss of a saved VLM on the selected conversations: {'loss', 'tokens', 'conversations'}
     (e.g. only the captions of held-out frames: `select=lambda e: e['id'].endswith('_caption')`, ids of notebook 17a)."""
@@ -226,21 +227,29 @@ def vlm_conversation_loss(vlm_dir, # a VLM checkpoint or vlaos_pretrain run dir 
         part = [i for i in idx if ds.is_multimodal[i] == mm]
         for s in range(0, len(part), batch_size):
             b = collate_llava([ds[i] for i in part[s:s + batch_size]], tok.pad_token_id)
+            if shuffle_images and mm: b["pixel_values"] = b["pixel_values"].roll(1, dims=0)  # a derangement when B > 1
             k = int((b["labels"][:, 1:] != -100).sum()); total += float(model(b).loss) * k; n += k
     return {"loss": total / max(n, 1), "tokens": n, "conversations": len(idx)}
 
 def write_pretrain_record(out, # the record, e.g. results/pretrain_vlm.json
                           runs: dict, # {stage label: vlaos_pretrain run dir}, in training order
                           command: str="", # the command(s) that made the runs
-                          caption_suffix: str="_caption", # held-out entries whose id ends so are scored alone ('' = skip)
+                          kinds: tuple=("caption", "grounding"), # held-out conversation kinds scored alone (ids '..._t<step>_<kind>', notebook 17a)
                          ) -> dict:
-    """Write the summaries of `runs` (`pretrain_run_summary`) to `out` (small JSON); returns it. With `caption_suffix`, each
-    run's final VLM is also scored on the held-out captions alone (`heldout_caption`)."""
+    """Write the summaries of `runs` (`pretrain_run_summary`) to `out` (small JSON); returns it. Each run's final VLM is also
+    scored on each of the held-out `kinds` alone (`heldout_kinds[kind]['loss']`), and with every conversation given
+    another frame's image (`['shuffled_images']`: a VLM that reads the image does worse there)."""
     rec = {"updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": command,
            "runs": {k: pretrain_run_summary(v) for k, v in runs.items()}}
     for k, r in rec["runs"].items():
-        if caption_suffix and r["heldout_path"] and Path(r["heldout_path"]).exists():
-            r["heldout_caption"] = vlm_conversation_loss(runs[k], r["heldout_path"], lambda e: str(e.get("id", "")).endswith(caption_suffix))
+        if not (kinds and r["heldout_path"] and Path(r["heldout_path"]).exists()): continue
+        r["heldout_kinds"] = {}
+        for kind in kinds:
+            sel = lambda e, kind=kind: re.search(rf"_t\d+_{kind}$", str(e.get("id", ""))) is not None
+            real = vlm_conversation_loss(runs[k], r["heldout_path"], sel)
+            shuffled = vlm_conversation_loss(runs[k], r["heldout_path"], sel, shuffle_images=True)
+            r["heldout_kinds"][kind] = {"loss": round(real["loss"], 5), "shuffled_images": round(shuffled["loss"], 5),
+                                        "tokens": real["tokens"], "conversations": real["conversations"]}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(rec, indent=1) + "\n")
     return rec
