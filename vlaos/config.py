@@ -181,7 +181,7 @@ class PretrainConfig:
     heldout_path: str = ""  # optional held-out LLaVA JSON: its loss (assistant tokens) is logged to heldout.jsonl
     eval_every: int = 0  # steps between held-out evaluations (0 = at the end only)
     eval_batches: int = 8  # held-out batches per evaluation (main process)
-    max_length: int = 256  # text tokens per conversation (longer ones are truncated)
+    max_length: int = 2048  # text tokens per conversation, longer ones truncated (LLaVA-1.5 / Prismatic: 2048; the tiny configs set less)
     init_from: str = ""  # start from a VLM checkpoint (e.g. the align stage's output dir for 'finetune'); its tokenizer is used
 
 @dataclass
