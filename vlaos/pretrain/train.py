@@ -70,7 +70,7 @@ class PretrainVLM(nn.Module):
         return save_vlm(self.vlm, self.cfg, out_dir, self.tokenizer, state_dict=sd, meta={"stage": self.stage})
 
 # %% ../../nbs/17b_pretrain.ipynb
-_LOC = re.compile(r"<loc_(\d+)>")
+from ..heads.planning import _LOC  # the `<loc_i>` pattern the visual planning head parses
 
 def corpus_texts(records: list[dict]) -> list[str]:
     "Every turn's text of LLaVA records, with the `<image>` placeholder removed."
@@ -174,8 +174,10 @@ def pretrain(cfg: RunConfig, # resolved run config: model (the VLM), pretrain (s
     trainer = Trainer(model, cfg.train, cfg, accelerator=accelerator,
                       save_fn=lambda m, d, state_dict=None: m.save_pretrained(d, state_dict=state_dict))
     from accelerate.utils import send_to_device
+    last = {}
     def evaluate(tr):
         r = {"step": tr.step, **heldout_loss(tr.model, [send_to_device(b, accelerator.device) for b in heldout])}
+        last.clear(); last.update(r)
         if accelerator.is_main_process:
             with open(out / "heldout.jsonl", "a") as fh: fh.write(json.dumps(r) + "\n")
         return r
@@ -183,8 +185,9 @@ def pretrain(cfg: RunConfig, # resolved run config: model (the VLM), pretrain (s
         if heldout and p.eval_every and tr.step % p.eval_every == 0: evaluate(tr)
     if heldout and not (state and state["step"]): evaluate(trainer)  # step 0: the loss before pretraining
     metrics = trainer.fit(loader, resume=bool(resume), max_steps=max_steps, on_step=on_step)
-    if heldout and not (p.eval_every and trainer.step % p.eval_every == 0): metrics.update(evaluate(trainer))
-    elif heldout: metrics.update({k: v for k, v in json.loads((out / "heldout.jsonl").read_text().splitlines()[-1]).items() if k != "step"})
+    if heldout:  # the final state's held-out losses (on_step may have measured them at this very step)
+        final = last if last.get("step") == trainer.step else evaluate(trainer)
+        metrics.update({k: v for k, v in final.items() if k != "step"})
     return trainer if return_trainer else metrics
 
 # %% ../../nbs/17b_pretrain.ipynb
