@@ -98,7 +98,7 @@ class VLMOutput:
     keys: torch.Tensor  # [num_layers, B, L, num_kv_heads*head_dim], after rotary embedding
     values: torch.Tensor  # [num_layers, B, L, num_kv_heads*head_dim]
     prefix_mask: torch.Tensor  # bool [B, L]: True = real token (image tokens are always real)
-    hidden_states: torch.Tensor  # [B, L, llm_hidden]: last layer output (after the final norm)
+    hidden_states: torch.Tensor  # [B, L, llm_hidden]: last layer output (after the final norm), or the `hidden_layer` asked for
     num_image_tokens: int  # image tokens at the start of the prefix
 
 class VLM(nn.Module):
@@ -127,15 +127,17 @@ class VLM(nn.Module):
     def forward(self, pixel_values, # float [B, N_img, 3, H, W] in [0, 1]
                 input_ids, # long [B, L_prompt]
                 attention_mask, # bool [B, L_prompt]
+                hidden_layer: int=-1, # which layer's output `hidden_states` holds: -1 = the last (after the final norm); i >= 0 = the output of layer i-1 (0: the embeddings), as transformers' `hidden_states[i]`
                ) -> VLMOutput:
         embeds, mask = self.embed(pixel_values, input_ids, attention_mask)
-        out = self.llm.model(inputs_embeds=embeds, attention_mask=mask.long(), use_cache=True)
+        out = self.llm.model(inputs_embeds=embeds, attention_mask=mask.long(), use_cache=True, output_hidden_states=hidden_layer != -1)
         cache = out.past_key_values
         ks, vs = [], []
         for layer in cache.layers[:self.num_layers]:
             ks.append(rearrange(layer.keys, "b h l d -> b l (h d)"))  # (B, L, Hkv*hd)
             vs.append(rearrange(layer.values, "b h l d -> b l (h d)"))
-        return VLMOutput(torch.stack(ks), torch.stack(vs), mask, out.last_hidden_state, embeds.shape[1] - input_ids.shape[1])
+        hidden = out.last_hidden_state if hidden_layer == -1 else out.hidden_states[hidden_layer]
+        return VLMOutput(torch.stack(ks), torch.stack(vs), mask, hidden, embeds.shape[1] - input_ids.shape[1])
 
 # %% ../nbs/01_backbones.ipynb
 def kv_unused_parameters(vlm) -> list[str]:

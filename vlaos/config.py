@@ -11,11 +11,11 @@ import yaml
 
 # %% auto 0
 __all__ = ['PLANNING_HEADS', 'PRETRAIN_STAGES', 'TIME_SAMPLERS', 'FIXED_STEP_SOLVERS', 'TORCHDIFFEQ_SOLVERS', 'ODE_SOLVERS',
-           'NORMALIZATIONS', 'PROMPT_STYLES', 'DATASET_SPEC_FIELDS', 'CHOICES', 'POSITIVE', 'PRESETS', 'VisionConfig',
-           'LLMConfig', 'ActionHeadConfig', 'PlanningHeadConfig', 'ForesightHeadConfig', 'LowLevelHeadConfig',
-           'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'PretrainConfig', 'RunConfig', 'ConfigError',
-           'validate_foresight', 'validate_spec', 'validate', 'from_dict', 'to_dict', 'offline', 'preset',
-           'load_config', 'save_config', 'parse_overrides']
+           'NORMALIZATIONS', 'PROMPT_STYLES', 'ACTION_HEAD_TYPES', 'RECIPES', 'DATASET_SPEC_FIELDS', 'CHOICES',
+           'POSITIVE', 'PRESETS', 'VisionConfig', 'LLMConfig', 'ActionHeadConfig', 'PlanningHeadConfig',
+           'ForesightHeadConfig', 'LowLevelHeadConfig', 'RecipeConfig', 'ModelConfig', 'DataConfig', 'TrainConfig',
+           'EvalConfig', 'PretrainConfig', 'RunConfig', 'ConfigError', 'validate_foresight', 'validate_spec',
+           'validate', 'from_dict', 'to_dict', 'offline', 'preset', 'load_config', 'save_config', 'parse_overrides']
 
 # %% ../nbs/00_config.ipynb
 @dataclass
@@ -51,6 +51,14 @@ class ActionHeadConfig:
     time_sampling: str = "beta"  # 'uniform' | 'beta' (pi0's skewed sampling) | 'logit_normal' (SD3)
     dropout: float = 0.0  # attention/MLP dropout
     compile: bool = False  # torch.compile the ODE step of `sample` (inference; compiled on the first chunk)
+    type: str = "expert"  # 'expert' (this per-layer K/V expert, VLA-OS / pi0) | a token-conditioned head of vlaos.heads.policy: 'mlp' | 'gaussian_mlp' | 'diffusion' | 'transformer_decoder'
+    num_layers: int = 2  # blocks of the 'diffusion' denoiser and of the 'transformer_decoder' head (the expert has one per LLM layer)
+    diffusion_train_steps: int = 100  # 'diffusion': DDPM noise levels in training (Diffusion Policy: 100)
+    diffusion_sampler: str = "ddim"  # 'diffusion' at inference: 'ddpm' (all diffusion_train_steps) | 'ddim' (num_inference_steps of them)
+    beta_schedule: str = "squaredcos_cap_v2"  # 'diffusion': the noise schedule (diffusers name; Diffusion Policy's cosine schedule)
+    min_log_std: float = -5.0  # 'gaussian_mlp': lower clamp of the predicted log standard deviation
+    max_log_std: float = 2.0  # 'gaussian_mlp': upper clamp of the predicted log standard deviation
+    sample_mean: bool = False  # 'gaussian_mlp' at inference: act with the mean instead of a sample
 
 @dataclass
 class PlanningHeadConfig:
@@ -89,9 +97,31 @@ class LowLevelHeadConfig:
     raster_radius: float = 1.5  # half-width in pixels of the rasterised EE-flow path and affordance point
 
 @dataclass
+class RecipeConfig:
+    "Settings of the VLA families of `vlaos.recipes` (`model.paradigm` = 'pi0', 'groot', 'openvla_oft', 'rt2', 'octo', 'act', 'helix'); each field names the recipe it belongs to."
+    readout: str = "special"  # openvla_oft: VLM hidden states read out as actions: 'last' | 'first' | 'mean' (prompt tokens) | 'special' (learned readout tokens appended to the prompt)
+    num_readout_tokens: int = 8  # openvla_oft ('special') and octo: readout tokens
+    num_bins: int = 256  # rt2: bins per action dimension over the normalized range [-1, 1] (the dataset's q01/q99 bounds)
+    temperature: float = 0.0  # rt2: sampling temperature of the action tokens (0 = greedy)
+    freeze_vlm: bool = True  # groot: the VLM stays frozen (GR00T N1 freezes its Eagle VLM)
+    vlm_layer: int = -1  # groot / helix / openvla_oft: LLM hidden layer read (-1 = the last, after the final norm; GR00T N1 reads a middle layer)
+    hidden_size: int = 128  # octo / act / helix: width of the recipe's own transformer (and of the small image encoder)
+    num_layers: int = 2  # octo / act / helix: layers of that transformer (act: encoder and decoder each)
+    num_heads: int = 4  # octo / act / helix: its attention heads
+    patch_size: int = 16  # octo / helix: patch side (pixels) of the convolutional image stem; divides model.vision.image_size
+    task_tokens: str = "language"  # octo: 'language' (the prompt's token embeddings) | 'task_id' (a learned embedding per instruction, hashed into num_task_ids buckets)
+    num_task_ids: int = 64  # octo ('task_id'): buckets of the instruction hash
+    latent_dim: int = 32  # act: CVAE latent size; helix: size of the latent plan vector
+    kl_weight: float = 10.0  # act: weight of the CVAE KL term (ACT: 10)
+    image_encoder: str = "resnet18"  # act: timm CNN whose last feature map gives the image tokens (ACT: ResNet-18; `model.vision.pretrained` loads ImageNet weights from the hub)
+    temporal_ensemble: bool = True  # act at inference: predict a chunk at every step and execute the exponentially weighted average of the overlapping predictions
+    ensemble_decay: float = 0.01  # act: m in w_i = exp(-m i), i = 0 for the oldest prediction (ACT's default)
+    slow_every: int = 4  # helix: fast-policy calls per slow VLM call (the latent plan is reused in between)
+
+@dataclass
 class ModelConfig:
     "The VLA: vision + LLM + heads, and the shapes of its inputs and outputs."
-    paradigm: str = "action_only"  # 'action_only' | 'integrated' | 'hierarchical' (two stages: a frozen Integrated high level + a low-level head)
+    paradigm: str = "action_only"  # 'action_only' | 'integrated' | 'hierarchical' (two stages: a frozen Integrated high level + a low-level head) | a VLA family of vlaos.recipes: 'pi0' | 'groot' | 'openvla_oft' | 'rt2' | 'octo' | 'act' | 'helix' 
     vision: VisionConfig = field(default_factory=VisionConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     action_head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
@@ -119,6 +149,7 @@ class ModelConfig:
     high_level_checkpoint: str = ""  # 'hierarchical': the stage-1 IntegratedVLA (implicit) checkpoint, a save_pretrained dir or a run dir
     plan_source: str = "generated"  # 'hierarchical' training: plans the frozen high level generates (as at inference; VLA-OS) | the dataset's 'ground_truth' plans (cheaper)
     low_level: LowLevelHeadConfig = field(default_factory=LowLevelHeadConfig)  # the 'hierarchical' low-level head
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)  # the VLA families' settings (vlaos.recipes)
     vlm_checkpoint: str = ""  # start the VLM (vision + projector + LLM) and the tokenizer from a pretrained VLM: a `vlaos_pretrain` output dir or one of its checkpoints (architecture must match; vlaos.backbones.load_vlm_weights)
 
 @dataclass
@@ -207,12 +238,18 @@ TORCHDIFFEQ_SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun"
 ODE_SOLVERS = FIXED_STEP_SOLVERS + TORCHDIFFEQ_SOLVERS
 NORMALIZATIONS = ("bounds_q99", "bounds", "normal")  # action / proprio normalization (vlaos.data.normalization)
 PROMPT_STYLES = ("plain", "qwen_chat")  # vlaos.prompting.build_prompt
+ACTION_HEAD_TYPES = ("expert", "mlp", "gaussian_mlp", "diffusion", "transformer_decoder")  # model.action_head.type (vlaos.heads)
+RECIPES = ("pi0", "groot", "openvla_oft", "rt2", "octo", "act", "helix", "custom")  # VLA families of vlaos.recipes (model.paradigm; 'custom' = vlaos.recipes.compact.ComposedPolicy with its default parts)
 DATASET_SPEC_FIELDS = {  # the keys of a `data.spec` mapping and their types (vlaos.data.rlds.DatasetSpec)
     "base": str, "image_keys": list, "state_key": str, "action_key": str, "instruction_key": str,
     "proprio_dims": list, "gripper_dims": list, "annotations_key": str}
 
 CHOICES = {
-    "model.paradigm": ["action_only", "integrated", "hierarchical"],
+    "model.paradigm": ["action_only", "integrated", "hierarchical", *RECIPES],
+    "model.action_head.type": list(ACTION_HEAD_TYPES),
+    "model.action_head.diffusion_sampler": ["ddpm", "ddim"],
+    "model.recipe.readout": ["last", "first", "mean", "special"],
+    "model.recipe.task_tokens": ["language", "task_id"],
     "model.plan_source": ["generated", "ground_truth"],
     "model.planning_mode": ["implicit", "explicit"],
     "model.action_head.objective": ["flow_matching", "l1", "l2"],
@@ -234,7 +271,10 @@ POSITIVE = ["model.chunk_size", "model.action_dim", "model.proprio_dim", "model.
             "train.grad_accum", "train.save_every", "train.log_every", "eval.episodes_per_task",
             "eval.max_episode_steps", "eval.execute_steps", "model.action_head.num_inference_steps",
             "model.num_location_tokens", "model.max_language_plan_length", "model.max_visual_plan_length",
-            "model.ee_flow_points", "model.ee_flow_stride", "pretrain.max_length", "pretrain.eval_batches"]
+            "model.ee_flow_points", "model.ee_flow_stride", "pretrain.max_length", "pretrain.eval_batches",
+            "model.action_head.num_layers", "model.action_head.diffusion_train_steps", "model.recipe.num_readout_tokens",
+            "model.recipe.num_bins", "model.recipe.hidden_size", "model.recipe.num_layers", "model.recipe.num_heads",
+            "model.recipe.patch_size", "model.recipe.num_task_ids", "model.recipe.latent_dim", "model.recipe.slow_every"]
 
 def validate_foresight(f: ForesightHeadConfig, key: str="model.foresight", need_path: bool=True):
     "Check a `ForesightHeadConfig`; raises `ConfigError` naming `key.<field>` (e.g. `model.foresight.tokenizer_path`)."
@@ -289,6 +329,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     "Check choices and positivity; raises `ConfigError` naming the key and allowed values."
     for path, allowed in CHOICES.items():
         v = _get(cfg, path)
+        if path == "model.paradigm" and isinstance(v, str) and ":" in v: continue  # a custom recipe class 'package.module:ClassName' (vlaos.paradigms.paradigm_class)
         if v not in allowed: raise ConfigError(f"{path}={v!r} is not allowed; choose one of {allowed}")
     for path in POSITIVE:
         v = _get(cfg, path)
@@ -327,6 +368,16 @@ def validate(cfg: RunConfig) -> RunConfig:
         validate_foresight(m.foresight, need_path=m.paradigm != "hierarchical")
     for k in ("action_loss_weight", "planning_loss_weight"):
         if getattr(m, k) < 0: raise ConfigError(f"model.{k}={getattr(m, k)} must be >= 0")
+    r = m.recipe
+    if r.hidden_size % r.num_heads: raise ConfigError(f"model.recipe.hidden_size={r.hidden_size} must be divisible by model.recipe.num_heads={r.num_heads}")
+    if m.paradigm in ("octo", "helix", "custom") and m.vision.image_size % r.patch_size:
+        raise ConfigError(f"model.recipe.patch_size={r.patch_size} must divide model.vision.image_size={m.vision.image_size} ({m.paradigm!r})")
+    if m.paradigm == "rt2" and not 2 <= r.num_bins: raise ConfigError(f"model.recipe.num_bins={r.num_bins} must be >= 2")
+    if r.temperature < 0: raise ConfigError(f"model.recipe.temperature={r.temperature} must be >= 0")
+    if m.action_head.min_log_std >= m.action_head.max_log_std:
+        raise ConfigError(f"model.action_head.min_log_std={m.action_head.min_log_std} must be below model.action_head.max_log_std={m.action_head.max_log_std}")
+    if m.paradigm in ("action_only", "integrated", "pi0") and m.action_head.type != "expert" and m.planning_mode == "explicit":
+        raise ConfigError(f"model.action_head.type={m.action_head.type!r} cannot read plan K/V: explicit planning needs the 'expert' head")
     if not 0 < m.vision.crop_area <= 1: raise ConfigError(f"model.vision.crop_area={m.vision.crop_area} must be in (0, 1]")
     validate_spec(cfg.data.spec)
     if cfg.eval.execute_steps > cfg.model.chunk_size:

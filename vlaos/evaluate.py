@@ -34,7 +34,9 @@ def episode_generator(seed: int, task: str, episode: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(s[0]) << 31 | int(s[1]) >> 1)
 
 class ChunkedPolicy:
-    "Receding-horizon execution of predicted action chunks for `num_envs` environment slots."
+    """Receding-horizon execution of predicted action chunks for `num_envs` environment slots. A model with
+    `stateful = True` (vlaos.recipes: ACT's temporal ensemble, Helix's slow latent) also gets `states`: one dict per
+    observation that lives for the slot's episode (emptied by `reset`)."""
     def __init__(self, model, # a vlaos paradigm (has `.cfg` and `.predict_action`)
                  execute_steps: int=4, # actions of each chunk executed before re-planning
                  view_keys=("image", "wrist_image"), # observation keys of the views, in the model's view order
@@ -53,7 +55,7 @@ class ChunkedPolicy:
         "Start a new episode in `slot`, drawing its noise from `generator` (default: seeded with 0)."
         self.slots[slot] = {"frames": deque(maxlen=self.history), "proprios": deque(maxlen=self.history), "queue": deque(),
                             "generator": generator or torch.Generator().manual_seed(0), "last_chunk": None, "last_plan": None,
-                            "plans": []}
+                            "plans": [], "policy_state": {}}  # a stateful policy's per-episode memory (vlaos.recipes: ACT's ensemble, Helix's latent)
 
     def observation(self, slot: int, obs: dict) -> dict:
         "Model observation of `slot` from an env observation, padding the history by repeating the first frame."
@@ -69,8 +71,9 @@ class ChunkedPolicy:
         need = [i for i in observations if not self.slots[i]["queue"]]
         if need:
             obs, gens = [model_obs[i] for i in need], [self.slots[i]["generator"] for i in need]
-            if self.record_plans: chunks, plans = self.model.predict_action(obs, generator=gens, return_plans=True)
-            else: chunks, plans = self.model.predict_action(obs, generator=gens), [None] * len(need)
+            kw = {"states": [self.slots[i]["policy_state"] for i in need]} if getattr(self.model, "stateful", False) else {}
+            if self.record_plans: chunks, plans = self.model.predict_action(obs, generator=gens, return_plans=True, **kw)
+            else: chunks, plans = self.model.predict_action(obs, generator=gens, **kw), [None] * len(need)
             chunks = np.asarray(chunks)
             for i, c, p in zip(need, chunks, plans):
                 if not np.isfinite(c).all(): raise FloatingPointError("the policy predicted a non-finite action chunk")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from .config import ModelConfig, from_dict, to_dict
+from .config import ModelConfig, RECIPES, from_dict, to_dict
 from .backbones import VLM, llm_from_hf_config, freeze_kv_unused
 from .heads.action import ActionHead
 from .prompting import build_prompt, tokenize_prompts, load_tokenizer
@@ -17,6 +17,7 @@ from .data.normalization import normalize, unnormalize  # TF-free: evaluation re
 from .data.images import process_images, crop_box, crop_to_frame  # the loader's own crop + resize (one image pipeline)
 from .heads.planning import (build_planning_head, add_location_tokens, PLAN_BATCH_PREFIX, parse_language_plan)
 from .heads.foresight import ForesightHead
+from .heads.policy import PolicyHead, TokenContext, build_policy_head
 
 # %% auto 0
 __all__ = ['PARADIGMS', 'FORESIGHT', 'VLAProcessor', 'VLAOutput', 'VLABase', 'ActionOnlyVLA', 'IntegratedVLA', 'paradigm_class',
@@ -87,19 +88,54 @@ class VLAOutput:
     losses: dict = field(default_factory=dict)  # name -> scalar tensor, each term unweighted (logged separately)
 
 class VLABase(nn.Module):
-    "VLM + processor + save/load, shared by all paradigms."
+    """VLM + processor + save/load, shared by all paradigms and recipes, and what users of other frameworks look for:
+    `freeze_backbone` / `unfreeze_backbone`, `num_parameters`, `get_config`."""
     paradigm = "base"
+    uses_vlm = True  # False: a recipe without a VLM (Octo, ACT: vlaos.recipes); no `vlm`, no llm_config.json
+    reads_kv_only = True  # the heads read only the VLM's per-layer K/V (False: a recipe reads hidden states or logits)
     def __init__(self, cfg: ModelConfig, tokenizer, stats: dict|None=None, normalization: str="bounds_q99",
                  action_skip_dims: list|None=None, llm=None):
         super().__init__()
         self.cfg, self.tokenizer = cfg, tokenizer
         self.processor = VLAProcessor(cfg, tokenizer, stats, normalization, action_skip_dims)
+        self.frozen_kv_unused = []
+        if not self.uses_vlm: return
         self.vlm = VLM(cfg, vocab_size=len(tokenizer), llm=llm)
-        # heads read only the per-layer K/V: freeze what cannot reach them (LM head, final norm, end of the last layer)
-        self.frozen_kv_unused = freeze_kv_unused(self.vlm)
+        # heads that read only the per-layer K/V: freeze what cannot reach them (LM head, final norm, end of the last layer)
+        if self.reads_kv_only and cfg.action_head.type == "expert": self.frozen_kv_unused = freeze_kv_unused(self.vlm)
 
     @property
     def device(self): return next(self.parameters()).device
+
+    def backbone_modules(self) -> dict:
+        "name -> module of the pretrained-style backbone that `freeze_backbone` freezes (the VLM; recipes name their own)."
+        return {"vlm": self.vlm} if self.uses_vlm else {}
+
+    def freeze_backbone(self) -> list[str]:
+        "Stop gradients to the backbone (`backbone_modules`); returns the frozen parameter names."
+        names = []
+        for pre, m in self.backbone_modules().items():
+            for n, p in m.named_parameters(): p.requires_grad_(False); names.append(f"{pre}.{n}")
+        return names
+
+    def unfreeze_backbone(self) -> list[str]:
+        """Train the backbone again, except the parameters that cannot reach the heads (`frozen_kv_unused`: they get no
+        gradient); returns the unfrozen parameter names."""
+        keep, names = set(self.frozen_kv_unused), []
+        for pre, m in self.backbone_modules().items():
+            for n, p in m.named_parameters():
+                if f"{pre}.{n}" in keep or n in keep: continue
+                p.requires_grad_(True); names.append(f"{pre}.{n}")
+        return names
+
+    def num_parameters(self, trainable_only: bool=False) -> int:
+        "Number of parameters (only those with `requires_grad` when `trainable_only`); shared tensors counted once."
+        seen = {id(p): p for p in self.parameters()}
+        return sum(p.numel() for p in seen.values() if p.requires_grad or not trainable_only)
+
+    def get_config(self) -> dict:
+        "The model config as a plain dict (`model:` section of a run config; `vlaos.config.from_dict` rebuilds it)."
+        return to_dict(self.cfg)
 
     def save_pretrained(self, out_dir: str|Path):
         "Write weights (safetensors), configs, tokenizer and normalization statistics to `out_dir`."
@@ -108,7 +144,7 @@ class VLABase(nn.Module):
         out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
         save_model(self, str(out / "model.safetensors"))
         (out / "model_config.yaml").write_text(yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
-        (out / "llm_config.json").write_text(json.dumps(self.vlm.llm.config.to_dict(), indent=1, default=str))
+        if self.uses_vlm: (out / "llm_config.json").write_text(json.dumps(self.vlm.llm.config.to_dict(), indent=1, default=str))
         self.tokenizer.save_pretrained(str(out / "tokenizer"))
         for m in self.modules():  # the image foresight head's frozen BSQ auto-encoder: from_pretrained rebuilds it from here
             if isinstance(m, ForesightHead): m.tokenizer.save_pretrained(out / "bsq_tokenizer")
@@ -137,13 +173,12 @@ class VLABase(nn.Module):
         "Rebuild this paradigm from checkpoint folder `d` (its `vlaos.json` already read as `meta`)."
         import yaml
         from safetensors.torch import load_model
-        for f in ["model.safetensors", "model_config.yaml", "llm_config.json", "tokenizer"]:
+        for f in ["model.safetensors", "model_config.yaml", "tokenizer"] + (["llm_config.json"] if cls.uses_vlm else []):
             if not (d / f).exists(): raise FileNotFoundError(f"{d / f} not found: {d} is not a vlaos checkpoint")
         cfg = from_dict({"model": yaml.safe_load((d / "model_config.yaml").read_text())}).model
         cfg.vision.pretrained = False  # weights come from the checkpoint
         if (d / "bsq_tokenizer").exists(): cfg.foresight.tokenizer_path = str(d / "bsq_tokenizer")  # the frozen foresight tokenizer travels with the checkpoint
-        llm_cfg = json.loads((d / "llm_config.json").read_text())
-        llm = llm_from_hf_config(llm_cfg, cfg.llm.attn_implementation)
+        llm = llm_from_hf_config(json.loads((d / "llm_config.json").read_text()), cfg.llm.attn_implementation) if cls.uses_vlm else None
         stats = json.loads((d / "dataset_statistics.json").read_text()) if (d / "dataset_statistics.json").exists() else None
         model = cls(cfg, load_tokenizer(str(d / "tokenizer")), stats, meta["normalization"], meta["action_skip_dims"], llm=llm)
         load_model(model, str(d / "model.safetensors"), device=str(map_location))
@@ -152,17 +187,23 @@ class VLABase(nn.Module):
         return model.eval()
 
 class ActionOnlyVLA(VLABase):
-    "VLM -> per-layer K/V -> action head. The Action-Only paradigm of VLA-OS (`models/vla/*`)."
+    """VLM -> per-layer K/V -> action head. The Action-Only paradigm of VLA-OS (`models/vla/*`). With
+    `model.action_head.type` other than 'expert' the head is a token-conditioned head of `vlaos.heads.policy` reading
+    the VLM's last hidden states [B, L, D_llm] (`TokenContext`)."""
     paradigm = "action_only"
     def __init__(self, cfg: ModelConfig, tokenizer, stats=None, normalization="bounds_q99", action_skip_dims=None, llm=None):
         super().__init__(cfg, tokenizer, stats, normalization, action_skip_dims, llm)
         v = self.vlm
-        self.action_head = ActionHead(cfg.action_head, v.num_layers, v.kv_dim, cfg.action_dim, cfg.chunk_size,
-                                      cfg.proprio_dim, cfg.history)
+        if cfg.action_head.type == "expert":
+            self.action_head = ActionHead(cfg.action_head, v.num_layers, v.kv_dim, cfg.action_dim, cfg.chunk_size,
+                                          cfg.proprio_dim, cfg.history)
+        else: self.action_head = build_policy_head(cfg.action_head, v.hidden_size, cfg.action_dim, cfg.chunk_size,
+                                                   cfg.proprio_dim, cfg.history)
 
     def context(self, pixel_values, input_ids, attention_mask):
-        "One VLM prefix pass and the action head's projected K/V (`ActionContext`)."
+        "One VLM prefix pass and the action head's context: projected K/V (`ActionContext`) or hidden states (`TokenContext`)."
         o = self.vlm(pixel_values, input_ids, attention_mask)
+        if isinstance(self.action_head, PolicyHead): return TokenContext(o.hidden_states, o.prefix_mask)
         return self.action_head.project_context(o.keys, o.values, o.prefix_mask)
 
     def forward(self, batch: dict) -> VLAOutput:
@@ -227,6 +268,7 @@ class IntegratedVLA(ActionOnlyVLA):
 
     def _action_context(self, o, plan_kv: list):
         "Action-head context over [VLM K/V | plan K/V of each head] (explicit) or the VLM K/V (implicit)."
+        if isinstance(self.action_head, PolicyHead): return TokenContext(o.hidden_states, o.prefix_mask)  # implicit only (validated)
         if not plan_kv: return self.action_head.project_context(o.keys, o.values, o.prefix_mask)
         keys = torch.cat([o.keys] + [k for k, _, _ in plan_kv], 2)  # (n, b, l + sum t, kv_dim)
         values = torch.cat([o.values] + [v for _, v, _ in plan_kv], 2)
@@ -360,8 +402,16 @@ PARADIGMS = {"action_only": ActionOnlyVLA, "integrated": IntegratedVLA}  # 'hier
 FORESIGHT = "image_foresight_planning"  # the planning head that reads `goal_image` instead of plan tokens
 
 def paradigm_class(name: str):
-    "The class of paradigm `name` (importing `vlaos.hierarchical` for 'hierarchical'); raises ValueError listing the available ones."
+    """The class of paradigm `name`: importing `vlaos.hierarchical` for 'hierarchical' and `vlaos.recipes` for a VLA family
+    ('pi0', 'groot', ...), or the class a 'package.module:ClassName' names (a custom recipe, notebook 18b). Raises
+    ValueError listing the available ones."""
     if name == "hierarchical" and name not in PARADIGMS: import vlaos.hierarchical  # noqa: F401 (registers HierarchicalVLA)
+    if name not in PARADIGMS and (name in RECIPES or name == "custom"): import vlaos.recipes.vla, vlaos.recipes.compact  # noqa: F401 (register the recipes)
+    if ":" in name and name not in PARADIGMS:
+        import importlib
+        mod, _, attr = name.partition(":")
+        try: PARADIGMS[name] = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as e: raise ValueError(f"model.paradigm={name!r}: cannot import {attr!r} from {mod!r} ({e})") from e
     if name not in PARADIGMS:
         raise ValueError(f"model.paradigm={name!r} is not available; choose one of {sorted({*PARADIGMS, 'hierarchical'})}")
     return PARADIGMS[name]

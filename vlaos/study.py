@@ -352,23 +352,28 @@ def plot_study(results: dict, path=None, title: str|None=None):
     if path: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
 
-def study_table(results: dict, tasks: bool=True) -> str:
-    "Markdown table: per cell, successes per task, pooled rate with interval, seeds, training samples/s and minutes."
+def study_table(results: dict, tasks: bool=True,
+                extra: dict|None=None, # more columns: {"columns": [names], "cells": {cell name: [values]}} (e.g. measured from the checkpoints)
+               ) -> str:
+    "Markdown table: per cell, successes per task, pooled rate with interval, seeds, training samples/s and minutes (+ `extra` columns)."
     done = [c for c in results["cells"] if c["episodes"]]
     task_names = list(done[0]["runs"][0]["tasks"]) if (done and tasks) else []
     short = [t.replace("-v3", "") for t in task_names]
-    rows = ["| cell | " + " | ".join(short) + (" | " if short else "") + "success (95% CI) | seeds | train samples/s | train min |",
-            "|---|" + "---|" * len(short) + "---|---|---|---|"]
+    xcols, xcells = (extra or {}).get("columns", []), (extra or {}).get("cells", {})
+    xfmt = lambda name: "".join(f" {v} |" for v in xcells.get(name, [""] * len(xcols)))
+    rows = ["| cell | " + " | ".join(short) + (" | " if short else "") + "success (95% CI) | seeds | train samples/s | train min |"
+            + "".join(f" {x} |" for x in xcols), "|---|" + "---|" * (len(short) + len(xcols)) + "---|---|---|---|"]
     for c in results["cells"]:
         if not c["episodes"]:
-            rows.append(f"| {c['label']} | " + " | ".join("–" for _ in short) + (" | " if short else "") + "not run yet | | | |"); continue
+            rows.append(f"| {c['label']} | " + " | ".join("–" for _ in short) + (" | " if short else "") + "not run yet | | | |"
+                        + xfmt(c["name"])); continue
         per = []
         for t in task_names:
             s = sum(r["tasks"][t]["successes"] for r in c["runs"]); n = sum(r["tasks"][t]["episodes"] for r in c["runs"])
             per.append(f"{s}/{n}")
         rows.append(f"| {c['label']} | " + " | ".join(per) + (" | " if per else "") +
                     f"{c['success_rate']:.1%} ({c['ci95'][0]:.0%}–{c['ci95'][1]:.0%}) | {len(c['runs'])} | "
-                    f"{c['mean_train_samples_per_s']:.0f} | {c['mean_total_train_seconds'] / 60:.1f} |")
+                    f"{c['mean_train_samples_per_s']:.0f} | {c['mean_total_train_seconds'] / 60:.1f} |" + xfmt(c["name"]))
     return "\n".join(rows)
 
 # %% ../nbs/16_study.ipynb
@@ -451,14 +456,17 @@ def verdict(cmp: dict, alpha: float=0.05) -> str:
 
 def render_study_tables(markdown: str, root: str|Path=".") -> str:
     """Replace each line `<!-- vlaos_study_table: PATH -->` by `study_table` of the results JSON at PATH (relative to
-    `root`), and each `<!-- vlaos_demo_table: PATH -->` by `demo_table` of a `make demo` record (`write_demo_record`)."""
+    `root`; `PATH + EXTRA` adds the columns of the JSON at EXTRA, see `study_table`), and each
+    `<!-- vlaos_demo_table: PATH -->` by `demo_table` of a `make demo` record (`write_demo_record`)."""
     out = []
     for line in markdown.split("\n"):
-        m = re.fullmatch(r"\s*<!-- vlaos_(study|demo)_table: (\S+) -->\s*", line)
+        m = re.fullmatch(r"\s*<!-- vlaos_(study|demo)_table: (\S+)(?: \+ (\S+))? -->\s*", line)
         if not m: out.append(line); continue
-        p = Path(root) / m.group(2)
-        if not p.exists(): raise FileNotFoundError(f"{p} (named by a vlaos_{m.group(1)}_table marker) does not exist")
-        out.append((study_table if m.group(1) == "study" else demo_table)(json.loads(p.read_text())))
+        paths = [Path(root) / g for g in m.groups()[1:] if g]
+        for p in paths:
+            if not p.exists(): raise FileNotFoundError(f"{p} (named by a vlaos_{m.group(1)}_table marker) does not exist")
+        data = [json.loads(p.read_text()) for p in paths]
+        out.append(study_table(data[0], extra=data[1] if len(data) > 1 else None) if m.group(1) == "study" else demo_table(data[0]))
     return "\n".join(out)
 
 # %% ../nbs/16_study.ipynb
