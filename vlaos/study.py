@@ -13,12 +13,12 @@ from .training import checkpoint_dir, latest_checkpoint
 from .evaluate import wilson_interval
 
 # %% auto 0
-__all__ = ['EVAL_KEYS', 'SUBPROCESS_ENV', 'StudyCell', 'StudySpec', 'nested_overrides', 'merge_overrides', 'load_study',
-           'run_dir', 'final_model_dir', 'cell_config', 'trained_step', 'eval_protocol', 'read_record',
+__all__ = ['EVAL_KEYS', 'SUBPROCESS_ENV', 'TABLE_RENDERERS', 'StudyCell', 'StudySpec', 'nested_overrides', 'merge_overrides',
+           'load_study', 'run_dir', 'final_model_dir', 'cell_config', 'trained_step', 'eval_protocol', 'read_record',
            'previous_records', 'find_record', 'cell_status', 'train_command', 'eval_command', 'make_record',
            'train_cost', 'run_setup', 'run_cell', 'collect_results', 'write_results', 'plot_study', 'study_table',
-           'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'render_study_tables',
-           'write_demo_record', 'demo_table']
+           'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'register_table',
+           'render_study_tables', 'write_demo_record', 'demo_table']
 
 # %% ../nbs/16_study.ipynb
 @dataclass
@@ -454,19 +454,32 @@ def verdict(cmp: dict, alpha: float=0.05) -> str:
     if cmp["p_value"] < alpha and hi < 0: return "contradicts"
     return "cannot resolve"
 
+TABLE_RENDERERS = {}  # marker kind -> fn(results dict) -> markdown; higher modules add theirs with `register_table`
+
+def register_table(kind: str, fn):
+    "Let `<!-- vlaos_<kind>_table: PATH -->` lines render with `fn(json of PATH)` (e.g. vlaos.improve's results tables)."
+    if not re.fullmatch(r"[a-z0-9]+", kind): raise ValueError(f"table kind must be lowercase letters and digits, got {kind!r}")
+    TABLE_RENDERERS[kind] = fn
+
 def render_study_tables(markdown: str, root: str|Path=".") -> str:
     """Replace each line `<!-- vlaos_study_table: PATH -->` by `study_table` of the results JSON at PATH (relative to
-    `root`; `PATH + EXTRA` adds the columns of the JSON at EXTRA, see `study_table`), and each
-    `<!-- vlaos_demo_table: PATH -->` by `demo_table` of a `make demo` record (`write_demo_record`)."""
+    `root`; `PATH + EXTRA` adds the columns of the JSON at EXTRA, see `study_table`), each
+    `<!-- vlaos_demo_table: PATH -->` by `demo_table` of a `make demo` record (`write_demo_record`), and each
+    `<!-- vlaos_<kind>_table: PATH -->` by the renderer registered for `kind` (`ValueError` if none is)."""
     out = []
     for line in markdown.split("\n"):
-        m = re.fullmatch(r"\s*<!-- vlaos_(study|demo)_table: (\S+)(?: \+ (\S+))? -->\s*", line)
+        m = re.fullmatch(r"\s*<!-- vlaos_([a-z0-9]+)_table: (\S+)(?: \+ (\S+))? -->\s*", line)
         if not m: out.append(line); continue
+        kind = m.group(1)
+        if kind not in ("study", "demo") and kind not in TABLE_RENDERERS:
+            raise ValueError(f"no renderer for the marker vlaos_{kind}_table (registered: study, demo, {', '.join(sorted(TABLE_RENDERERS))}); import the module that registers it")
         paths = [Path(root) / g for g in m.groups()[1:] if g]
         for p in paths:
-            if not p.exists(): raise FileNotFoundError(f"{p} (named by a vlaos_{m.group(1)}_table marker) does not exist")
+            if not p.exists(): raise FileNotFoundError(f"{p} (named by a vlaos_{kind}_table marker) does not exist")
         data = [json.loads(p.read_text()) for p in paths]
-        out.append(study_table(data[0], extra=data[1] if len(data) > 1 else None) if m.group(1) == "study" else demo_table(data[0]))
+        if kind == "study": out.append(study_table(data[0], extra=data[1] if len(data) > 1 else None))
+        elif kind == "demo": out.append(demo_table(data[0]))
+        else: out.append(TABLE_RENDERERS[kind](data[0]))
     return "\n".join(out)
 
 # %% ../nbs/16_study.ipynb

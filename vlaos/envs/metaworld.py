@@ -521,8 +521,13 @@ def collect_episode(task:str,                  # Meta-World v3 task name
                     max_steps:int|None=None,   # step cap; None = DEFAULT_MAX_STEPS
                     steps_after_success:int=DEFAULT_STEPS_AFTER_SUCCESS,  # steps recorded after the first success
                     cameras:tuple=DEFAULT_CAMERAS,  # (primary, wrist) cameras
+                    policy=None,               # obs dict -> action [4] acting instead of the expert (DAgger, notebook 19b); None = the expert
+                    beta:float=0.0,            # with `policy`: probability that the expert acts at a step
+                    rng:np.random.Generator|None=None,  # stream of the beta draws (default seeded by `seed`)
                    ) -> dict:
-    """One scripted-expert episode with images and planning annotations.
+    """One scripted-expert episode with images and planning annotations. With `policy`, an episode of the mixture of
+    `policy` and the expert (the expert acts with probability `beta` at each step), still labelled with the expert's
+    actions: `action` holds the labels and `executed_action` [T, 4] what was done; `beta` is stored.
 
     Returns a dict of numpy arrays over the T recorded steps: `image`, `wrist_image` uint8 [T, H, W, 3], `state` float32
     [T, 4], `raw_obs` float32 [T, 39], `action` float32 [T, 4] (clipped, as executed), `reward` float32 [T],
@@ -532,13 +537,15 @@ def collect_episode(task:str,                  # Meta-World v3 task name
     max_steps = int(max_steps or DEFAULT_MAX_STEPS)
     env = MetaWorldEnv(task, seed=seed, image_size=image_size, cameras=cameras, max_episode_steps=max_steps)
     try:
-        policy, annotator = expert_policy(task), PlanningAnnotator(env)
+        expert, annotator = expert_policy(task), PlanningAnnotator(env)
         obs, rec, anns, first_success = env.reset(seed=seed), [], [], -1
+        rng = rng if rng is not None else np.random.default_rng(seed)
         for t in range(max_steps):
-            action = expert_action(policy, env.raw_obs)
+            action = expert_action(expert, env.raw_obs)
             anns.append(annotator(obs['raw_obs'], action))
-            nxt, reward, terminated, truncated, info = env.step(action)
-            rec.append((obs, action, reward, info['success']))
+            executed = action if policy is None or rng.random() < beta else np.clip(np.asarray(policy(obs), np.float32).reshape(4), -1, 1)
+            nxt, reward, terminated, truncated, info = env.step(executed)
+            rec.append((obs, action, reward, info['success'], executed))
             if info['success'] and first_success < 0: first_success = t
             if first_success >= 0 and t - first_success >= steps_after_success: break
             if terminated or truncated: break
@@ -550,6 +557,7 @@ def collect_episode(task:str,                  # Meta-World v3 task name
           'reward': np.array([r[2] for r in rec], np.float32), 'step_success': np.array([r[3] for r in rec], bool),
           'subtask_index': np.array([a.pop('subtask_index') for a in anns], np.int64)}
     if len(cameras) > 1: ep['wrist_image'] = stack('wrist_image')
+    if policy is not None: ep.update(executed_action=np.stack([r[4] for r in rec]).astype(np.float32), beta=float(beta))
     ep['annotations'] = {k: (np.array([a[k] for a in anns]) if isinstance(anns[0][k], (str, list))
                              else np.stack([a[k] for a in anns]).astype(np.float32)) for k in anns[0]}
     ep.update(task=task, seed=int(seed), instruction=METAWORLD_INSTRUCTIONS[task], success=first_success >= 0,
