@@ -56,7 +56,7 @@ def run_dagger_state(task:str='button-press-topdown-v3',  # Meta-World task
     res.update(name='dagger', command=command or res.get('command', ''), setting=setting); res.setdefault('rounds', [])
     def save(): results.parent.mkdir(parents=True, exist_ok=True); results.write_text(json.dumps(res, indent=1))
     fit = lambda eps, r: (lambda: _bc_fit(eps, steps, batch_size, hidden, seed + r, progress))
-    agent, n_bc = None, 0
+    agent, bc_eps, bc_labels = None, [], 0
     for r in range(rounds + 1):
         b = beta_schedule(r, beta, beta_p)
         # 1-2. roll out the mixture of the expert and the previous round's agent, labelled by the expert
@@ -69,11 +69,10 @@ def run_dagger_state(task:str='button-press-topdown-v3',  # Meta-World task
         # 3. train on the aggregate
         agent = _agent(out / 'agents' / f'round{r:02d}', fit(agg, r))
         # BC baseline: pure expert episodes up to the same number of labels
-        bc_eps = [store.load(k) for k in store.keys('bc/')]
-        while sum(e['num_steps'] for e in bc_eps) < labels:
-            k = f'bc/{task}_{n_bc:03d}'; n_bc += 1
-            if k not in store: store.save(k, collect_state_episode(task, seed + 500_000 + n_bc, max_steps=max_steps))
-            bc_eps = [store.load(kk) for kk in store.keys('bc/')]
+        while bc_labels < labels:                                               # stored ones are read, missing ones collected
+            k = f'bc/{task}_{len(bc_eps):03d}'
+            if k not in store: store.save(k, collect_state_episode(task, seed + 500_001 + len(bc_eps), max_steps=max_steps))
+            bc_eps.append(store.load(k)); bc_labels += int(bc_eps[-1]['num_steps'])
         bc_use, acc = [], 0
         for e in bc_eps:
             if acc >= labels: break
@@ -136,9 +135,8 @@ def dagger_dataset(out_dir,                 # TFDS data_dir of this round (new; 
     "Write the aggregate as RLDS `out_dir/name/1.0.0` in a subprocess; returns that folder. Raises if it exists already."
     out = Path(out_dir) / name / '1.0.0'
     if out.exists(): raise FileExistsError(f"{out} exists: a DAgger round writes a new dataset, it never overwrites one")
-    for i, p in enumerate(episode_paths):
-        ep_idx = Path(p)
-        if not ep_idx.exists(): raise FileNotFoundError(f"episode file {p} (number {i}) not found")
+    missing = [str(p) for p in episode_paths if not Path(p).exists()]
+    if missing: raise FileNotFoundError(f"{len(missing)} episode file(s) not found, e.g. {missing[0]}")
     code = ("import sys, json; from vlaos.envs.metaworld import write_rlds_dataset; a = json.loads(sys.argv[1]); "
             "print(write_rlds_dataset(a['out'], a['name'], a['paths'], a['size'], progress=False))")
     arg = json.dumps({'out': str(out_dir), 'name': name, 'paths': [str(p) for p in episode_paths], 'size': int(image_size)})
