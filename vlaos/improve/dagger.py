@@ -4,15 +4,18 @@
 
 # %% ../../nbs/19b_dagger.ipynb 3
 from __future__ import annotations
-import json, subprocess, sys, time
+import json, os, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
-from ..envs.metaworld import collect_episode, DEFAULT_CAMERAS
+from ..envs.metaworld import (collect_episode, collect_to_cache, episode_cache_dir, _cache_path, save_episode,
+                                  load_episode, DEFAULT_CAMERAS)
 from .data import EpisodeStore, Transitions, collect_state_episode, evaluate_state_policy
 
 # %% auto 0
-__all__ = ['beta_schedule', 'run_dagger_state', 'main', 'dagger_table', 'collect_dagger_episode', 'dagger_dataset']
+__all__ = ['beta_schedule', 'run_dagger_state', 'main', 'dagger_table', 'collect_dagger_episode', 'dagger_dataset',
+           'expert_episode_paths', 'episode_labels', 'collect_dagger_round', 'expert_top_up', 'run_dagger_vla',
+           'dagger_vla_table', 'main_vla']
 
 # %% ../../nbs/19b_dagger.ipynb
 def beta_schedule(round_index:int,          # DAgger round i (0 = expert demonstrations)
@@ -127,7 +130,9 @@ def collect_dagger_episode(task:str, seed:int,
                            cameras:tuple=DEFAULT_CAMERAS, rng:np.random.Generator|None=None) -> dict:
     """One image episode of the β mixture in `collect_episode`'s format (images, state, raw_obs, planning annotations,
     reward, step_success; `action` = expert labels) plus `executed_action` [T, 4] and `beta`."""
-    return collect_episode(task, seed, image_size, max_steps, steps_after_success, tuple(cameras), policy=policy, beta=beta, rng=rng)
+    ep = collect_episode(task, seed, image_size, max_steps, steps_after_success, tuple(cameras), policy=policy, beta=beta, rng=rng)
+    ep.update(episode_index=int(seed), attempts=1)  # the RLDS key is task_episodeindex: a DAgger episode is named by its seed
+    return ep
 
 def dagger_dataset(out_dir,                 # TFDS data_dir of this round (new; never an earlier round's)
                    episode_paths:list,      # expert episodes (the dataset's `.episodes` cache) + DAgger episodes, in order
@@ -143,3 +148,188 @@ def dagger_dataset(out_dir,                 # TFDS data_dir of this round (new; 
     r = subprocess.run([sys.executable, '-c', code, arg], capture_output=True, text=True)
     if r.returncode: raise RuntimeError(f"writing {out} failed:\n{r.stderr[-2000:]}")
     return out
+
+# %% ../../nbs/19b_dagger.ipynb
+def expert_episode_paths(dataset_dir,            # a `vlaos_metaworld` RLDS folder (holds vlaos_manifest.json)
+                         tasks:list|None=None,   # keep only these tasks' episodes (None: all)
+                        ) -> list[Path]:
+    """The cached episode files (under the dataset root's `.episodes`) of a `vlaos_metaworld` dataset, in dataset order.
+    Raises `FileNotFoundError` naming the manifest or the missing episode files."""
+    d = Path(dataset_dir); mf = d / 'vlaos_manifest.json'
+    if not mf.exists(): raise FileNotFoundError(f"{mf} not found: {d} is not a dataset written by vlaos_metaworld")
+    m = json.loads(mf.read_text())
+    cache = episode_cache_dir(d.parents[1], m['image_size'], m['max_steps'], m['steps_after_success'], tuple(m['cameras']))
+    paths = [_cache_path(cache, e['task'], e['episode_index'], m['seed']) for e in m['episodes'] if tasks is None or e['task'] in tasks]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing: raise FileNotFoundError(f"{len(missing)} cached episode file(s) of {d} not found (e.g. {missing[0]}): rebuild it with vlaos_metaworld")
+    if not paths: raise ValueError(f"{d} has no episodes of tasks {tasks}")
+    return paths
+
+def episode_labels(path) -> int:
+    "Number of expert labels (steps) in a saved episode (reads only its `action` array)."
+    with np.load(path) as z: return int(z['action'].shape[0])
+
+def collect_dagger_round(model_dir,              # `save_pretrained` folder of the previous round's policy
+                         out_dir,                # this round's episode folder; episodes already there are kept
+                         tasks:list, episodes_per_task:int,
+                         beta:float,             # probability that the expert acts at a step
+                         seed:int,               # episode j of a task uses placement seed `seed + j`
+                         execute_steps:int=4, image_size:int=128, max_steps:int=300, steps_after_success:int=5,
+                         cameras:tuple=DEFAULT_CAMERAS, log=print) -> list[Path]:
+    """Roll out the policy of `model_dir` (β-mixed with the expert) into `out_dir/{task}_{seed}.npz`, one file per episode
+    written atomically; episodes already on disk are skipped, so a killed round continues. Returns the paths in order.
+    Renders with MuJoCo: run it in a process without TensorFlow (`run_dagger_vla` uses a subprocess)."""
+    from vlaos.paradigms import VLABase
+    from vlaos.evaluate import ChunkedPolicy, episode_generator
+    model, paths = None, []
+    for task in tasks:
+        for j in range(episodes_per_task):
+            s = seed + j; p = Path(out_dir) / f'{task}_{s}.npz'
+            if not p.exists():
+                if model is None: model = VLABase.from_pretrained(model_dir).eval()
+                policy = ChunkedPolicy(model, execute_steps); policy.reset(0, episode_generator(seed, task, j))
+                t0 = time.time()
+                ep = collect_dagger_episode(task, s, policy, beta, image_size, max_steps, steps_after_success, cameras,
+                                            rng=np.random.default_rng(s))
+                save_episode(ep, p)
+                log(f"{task} seed {s}: {ep['num_steps']} steps, success {ep['success']} ({time.time() - t0:.0f} s)")
+            paths.append(p)
+    return paths
+
+def expert_top_up(dataset_dir,                   # the expert `vlaos_metaworld` dataset
+                  labels:dict) -> list[Path]:    # {task: expert labels wanted}
+    """Expert episodes per task, the dataset's own first and then new ones (next episode indices, same cache and
+    settings), until each task holds at least `labels[task]` labels. Renders: run it without TensorFlow."""
+    d = Path(dataset_dir); m = json.loads((d / 'vlaos_manifest.json').read_text())
+    cache = episode_cache_dir(d.parents[1], m['image_size'], m['max_steps'], m['steps_after_success'], tuple(m['cameras']))
+    out = []
+    for task, want in labels.items():
+        n, i = 0, 0
+        while n < want:
+            p = Path(collect_to_cache(task, i, m['seed'], m['image_size'], m['max_steps'], m['steps_after_success'],
+                                      m.get('max_retries', 3), str(cache), tuple(m['cameras'])))
+            n += episode_labels(p); out.append(p); i += 1
+    return out
+
+# %% ../../nbs/19b_dagger.ipynb
+_DAGGER_KEYS = {'expert_dataset': None, 'rounds': 2, 'episodes_per_task': 5, 'beta': 'zero', 'beta_p': 0.5, 'seed': 8000,
+                'bc_baseline': True, 'max_steps': None}
+
+def _subprocess(fn:str, kwargs:dict, log_path:Path):
+    "Run `vlaos.improve.dagger.<fn>(**kwargs)` in a fresh interpreter (no TensorFlow there), output to `log_path`."
+    code = f"import json, sys; from vlaos.improve.dagger import {fn}; print(json.dumps([str(p) for p in {fn}(**json.loads(sys.argv[1]))]))"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, 'a') as f:
+        r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], stdout=subprocess.PIPE, stderr=f, text=True,
+                           env={**os.environ, 'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl')})
+    if r.returncode: raise RuntimeError(f"{fn} failed (exit {r.returncode}); see {log_path}")
+    return [Path(p) for p in json.loads(r.stdout.strip().splitlines()[-1])]
+
+def _write_dataset(folder:Path, paths:list, image_size:int, cameras, note:dict) -> Path:
+    "RLDS `folder/metaworld/1.0.0` of `paths` (via a `.tmp` folder renamed when complete) with a small manifest."
+    final = folder / 'metaworld' / '1.0.0'
+    if (final / 'vlaos_manifest.json').exists(): return final
+    tmp = folder.with_name(folder.name + '.tmp')
+    if tmp.exists(): shutil.rmtree(tmp)
+    ds = dagger_dataset(tmp, paths, image_size)
+    (ds / 'vlaos_manifest.json').write_text(json.dumps({'schema': 'vlaos-dagger-rlds', 'image_size': image_size,
+        'cameras': list(cameras), 'episodes': [str(p) for p in paths], **note}, indent=1))
+    if folder.exists(): shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return final
+
+def run_dagger_vla(config,                 # YAML: a vlaos_study spec (no `cells`) plus a `dagger:` section
+                   rounds:int|None=None,   # stop after this round (default: dagger.rounds)
+                   log=print) -> dict:
+    """DAgger for a VLA (Ross et al. 2011, Alg. 3.1): rounds of rollout → expert labels → new RLDS aggregate → training
+    from scratch → closed-loop evaluation, plus BC at equal expert labels per round (`bc_baseline`). Every training and
+    evaluation is a `vlaos_study` cell (resumable); the study's results file gains a `dagger` section (β, episodes and
+    labels per round). Raises `ValueError` naming an unknown or missing key of the `dagger:` section."""
+    import yaml
+    from vlaos.study import load_study, run_setup, run_study, cell_config, final_model_dir, cell_status, _cell
+    raw = yaml.safe_load(Path(config).read_text())
+    if 'cells' in raw: raise ValueError(f"{config}: `cells` is generated by run_dagger_vla (round0, round1, …, bc1, …); remove it")
+    dg = {**_DAGGER_KEYS, **(raw.pop('dagger', None) or {})}
+    unknown = set(dg) - set(_DAGGER_KEYS)
+    if unknown: raise ValueError(f"{config}: unknown key(s) {sorted(unknown)} in dagger (known: {sorted(_DAGGER_KEYS)})")
+    if not dg['expert_dataset']: raise ValueError(f"{config}: dagger.expert_dataset is required (a vlaos_metaworld dataset folder)")
+    out, R = Path(raw['output_dir']), int(rounds if rounds is not None else dg['rounds'])
+    tasks, ev = raw['eval']['tasks'], raw['eval']
+    ds = lambda name: str(out / 'data' / name / 'metaworld' / '1.0.0')
+    cells = [{'name': 'round0', 'label': 'DAgger round 0 (BC on the expert demos)', 'set': {'data.dataset_dir': str(dg['expert_dataset'])}}]
+    for i in range(1, int(dg['rounds']) + 1):
+        cells.append({'name': f'round{i}', 'label': f'DAgger round {i}', 'set': {'data.dataset_dir': ds(f'round{i}')}})
+        if dg['bc_baseline']: cells.append({'name': f'bc{i}', 'label': f'BC, expert labels of round {i}', 'set': {'data.dataset_dir': ds(f'bc{i}')}})
+    out.mkdir(parents=True, exist_ok=True)
+    study_path = out / 'dagger_study.yaml'
+    study_path.write_text(yaml.safe_dump({**raw, 'cells': cells}, sort_keys=False))
+    spec = load_study(study_path); seed = spec.seeds[0]
+    run_setup(spec, log)  # e.g. the expert dataset's vlaos_metaworld command
+    expert = expert_episode_paths(dg['expert_dataset'], tasks)
+    man = json.loads((Path(dg['expert_dataset']) / 'vlaos_manifest.json').read_text())
+    size, cams, max_steps = man['image_size'], tuple(man['cameras']), int(dg['max_steps'] or man['max_steps'])
+    info_path = out / 'dagger_rounds.json'
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    labels = lambda ps: {t: sum(episode_labels(p) for p in ps if Path(p).name.startswith(t + '_')) for t in tasks}
+    info['0'] = {'round': 0, 'beta': 1.0, 'episodes': len(expert), 'labels': labels(expert)}
+    setting = {k: (str(v) if k == 'expert_dataset' else v) for k, v in dg.items()}
+    def record(cells):  # train + evaluate `cells`, then add the DAgger bookkeeping to the study's results file
+        run_study(study_path, cells=cells, log=log)
+        info_path.write_text(json.dumps(info, indent=1))
+        res = json.loads(Path(spec.results).read_text())
+        res.update(command=f'vlaos_dagger_vla {config}', dagger={'setting': setting, 'rounds': [info[k] for k in sorted(info, key=int)]})
+        Path(spec.results).write_text(json.dumps(res, indent=1))
+        return res
+    res = record(['round0'])
+    agg = list(expert)
+    for i in range(1, R + 1):
+        if cell_status(spec, _cell(spec, f'round{i - 1}'), seed) != 'done':
+            raise RuntimeError(f"round {i - 1} did not finish (see {out}); rerun the same command to continue")
+        beta = beta_schedule(i, dg['beta'], dg['beta_p'])
+        prev = final_model_dir(cell_config(spec, f'round{i - 1}', seed))
+        log(f"[dagger] round {i}: rolling out {prev} with beta {beta:.2f}")
+        new = _subprocess('collect_dagger_round', dict(model_dir=str(prev), out_dir=str(out / 'episodes' / f'round{i}'),
+                          tasks=tasks, episodes_per_task=int(dg['episodes_per_task']), beta=beta, seed=int(dg['seed']) + 1000 * i,
+                          execute_steps=int(ev.get('execute_steps', 4)), image_size=size, max_steps=max_steps,
+                          steps_after_success=man['steps_after_success'], cameras=list(cams)), out / 'logs' / f'collect_round{i}.log')
+        agg += new
+        ok = [bool(np.load(p)['success']) for p in new]
+        info[str(i)] = {'round': i, 'beta': beta, 'episodes': len(agg), 'new_episodes': len(new), 'labels': labels(agg),
+                        'rollout_success': sum(ok) / max(len(ok), 1)}
+        _write_dataset(out / 'data' / f'round{i}', agg, size, cams, {'round': i, 'beta': beta})
+        res = record([f'round{i}'])
+        if dg['bc_baseline']:
+            top = _subprocess('expert_top_up', dict(dataset_dir=str(dg['expert_dataset']), labels=info[str(i)]['labels']),
+                              out / 'logs' / f'expert_top_up{i}.log')
+            info[str(i)]['bc_episodes'], info[str(i)]['bc_labels'] = len(top), labels(top)
+            _write_dataset(out / 'data' / f'bc{i}', top, size, cams, {'bc_for_round': i})
+            res = record([f'bc{i}'])
+    return res
+
+# %% ../../nbs/19b_dagger.ipynb
+def dagger_vla_table(res:dict) -> str:
+    "Markdown table of a `run_dagger_vla` results file: per round β, aggregate size, DAgger's and equal-label BC's success."
+    cells = {c['name']: c for c in res['cells']}
+    cell = lambda c: (f"{c['successes']}/{c['episodes']} ({100 * c['success_rate']:.0f}%, {100 * c['ci95'][0]:.0f}–{100 * c['ci95'][1]:.0f})"
+                      if c and c.get('episodes') else 'not run yet')
+    rows = ['| round | β | episodes (labels) | DAgger | BC, same labels (episodes) |', '|---|---|---|---|---|']
+    done = {r['round']: r for r in res.get('dagger', {}).get('rounds', [])}
+    for i in range(1 + int(res.get('dagger', {}).get('setting', {}).get('rounds', 0))):
+        r = done.get(i, {}); n = sum(r.get('labels', {}).values())
+        size = f"{r['episodes']} ({n})" if r else '—'
+        bc = '(round 0 is BC)' if i == 0 else cell(cells.get(f'bc{i}')) + (f" ({r['bc_episodes']})" if 'bc_episodes' in r else '')
+        beta = f"{r['beta']:.2f}" if 'beta' in r else '—'
+        rows.append(f"| {i} | {beta} | {size} | {cell(cells.get(f'round{i}'))} | {bc} |")
+    ev = res['eval']
+    return '\n'.join(rows) + (f"\n\n{', '.join(ev['tasks'])}; {ev['episodes_per_task']} episodes per task on seeds {ev['seed']} + i; "
+                              f"made by `{res.get('command', '')}`.")
+
+register_table('daggervla', dagger_vla_table)
+
+# %% ../../nbs/19b_dagger.ipynb
+@call_parse
+def main_vla(config:str,          # DAgger YAML (a vlaos_study spec plus `dagger:`), e.g. configs/dagger_vla.yaml
+             rounds:int=None):    # stop after this round (default: the config's)
+    "DAgger for a VLA with the scripted expert, and BC at equal expert labels (resumable: rerun to continue)."
+    from vlaos.study import study_table
+    print(study_table(run_dagger_vla(config, rounds)))
