@@ -188,6 +188,7 @@ class TrainConfig:
     wandb: str = "offline"  # 'online' | 'offline' | 'disabled'
     wandb_project: str = "vlaos"  # wandb project name
     num_workers: int = 0  # DataLoader worker processes: on top of tf.data for vlaos_train (0 = in-process, recommended: tf.data already runs in threads), image decoding for vlaos_pretrain
+    init_weights: str = ""  # start the policy from a trained model's weights (a save_pretrained dir, e.g. the previous stage of a continual-learning sequence): strict load, same architecture and tokenizer; a resumed run loads its own checkpoint instead
 
 @dataclass
 class EvalConfig:

@@ -15,7 +15,8 @@ from .data.rlds import DATASET_SPECS, get_spec, check_dataset, compute_statistic
 from .training import Trainer, make_accelerator, is_data_loss_error, dataset_shard_error
 
 # %% auto 0
-__all__ = ['LANGUAGE_ANNOTATION_FIELDS', 'annotation_texts', 'run_tokenizer', 'check_prompt_lengths', 'train', 'main']
+__all__ = ['LANGUAGE_ANNOTATION_FIELDS', 'annotation_texts', 'run_tokenizer', 'check_prompt_lengths', 'load_init_weights',
+           'train', 'main']
 
 # %% ../nbs/13_train.ipynb
 LANGUAGE_ANNOTATION_FIELDS = ["plan", "subtask", "subtask_reasoning", "move", "move_reasoning", "visible_objects"]
@@ -82,6 +83,19 @@ def _shard_errors_named(cfg: RunConfig, where: str):
         if is_data_loss_error(e): raise dataset_shard_error(e, cfg.data.dataset_dir, where) from e
         raise
 
+def load_init_weights(model, # the freshly built policy (a vlaos paradigm or recipe)
+                      path: str|Path, # a `save_pretrained` folder holding model.safetensors
+                     ) -> int:
+    """Load a trained policy's weights into `model` before training (`train.init_weights`: fine-tuning, continual-learning
+    stages); returns the number of tensors loaded. Strict: raises `FileNotFoundError` naming the missing file and
+    `RuntimeError` naming missing, unexpected or mis-shaped tensors (another architecture or tokenizer)."""
+    from safetensors.torch import load_file
+    src = Path(path) / "model.safetensors"
+    if not src.exists(): raise FileNotFoundError(f"{src} not found: train.init_weights must be a save_pretrained folder (a checkpoint's model/ dir)")
+    sd = load_file(str(src))
+    model.load_state_dict(sd, strict=True)
+    return len(sd)
+
 def train(cfg: RunConfig, # resolved run config
           resume: bool=False, # continue from the run's latest checkpoint
           max_steps: int|None=None, # stop earlier than cfg.train.max_steps (e.g. to simulate an interruption)
@@ -109,6 +123,9 @@ def train(cfg: RunConfig, # resolved run config
         from vlaos.backbones import load_vlm_weights
         loaded = load_vlm_weights(model.vlm, cfg.model, cfg.model.vlm_checkpoint)
         if accelerator.is_main_process: print(f"VLM weights from {loaded['path']} ({loaded['tensors']} tensors)")
+    if cfg.train.init_weights and not (resume and Trainer.resume_state(out)):  # fine-tuning a trained policy; a resumed run loads its own
+        n = load_init_weights(model, cfg.train.init_weights)
+        if accelerator.is_main_process: print(f"policy weights from {cfg.train.init_weights} ({n} tensors)")
     model.processor.observation_image_size = int(info["image_shapes"][0][0])  # camera frame size: vlaos_eval renders at it
     manifest = Path(info["dataset_dir"]) / "vlaos_manifest.json"  # the simulator cameras, when the writer recorded them
     if manifest.exists(): model.processor.observation_cameras = json.loads(manifest.read_text()).get("cameras")

@@ -373,22 +373,15 @@ def train_stage(config: str, # the stage's resolved run config (YAML)
                 init_from: str="", # the previous stage's saved model dir (`save_pretrained` output); '' = from scratch
                ) -> dict:
     """Train one stage (resuming its own checkpoints) starting from `init_from`'s weights; returns the trainer's metrics.
-    Raises `FileNotFoundError` when `init_from` holds no `model.safetensors`; safetensors' error when a tensor is
-    missing or of another shape (e.g. a different tokenizer)."""
+    Raises `FileNotFoundError` when `init_from` holds no `model.safetensors`; `RuntimeError` (from `load_init_weights`)
+    when a tensor is missing or of another shape (e.g. a different tokenizer)."""
     import vlaos.train as vt
-    from safetensors.torch import load_model
     cfg = load_config(config)
     if not init_from: return vt.train(cfg, resume=True)
     src = Path(init_from) / "model.safetensors"
     if not src.exists(): raise FileNotFoundError(f"{src} not found: the previous stage's model to start from")
-    build = vt.build_vla
-    def build_from_previous_stage(*args, **kwargs):
-        model = build(*args, **kwargs)
-        load_model(model, str(src))
-        return model
-    vt.build_vla = build_from_previous_stage
-    try: return vt.train(cfg, resume=True)
-    finally: vt.build_vla = build
+    cfg.train.init_weights = str(init_from)  # vlaos.train loads it strictly before training (a resumed stage loads its own checkpoint)
+    return vt.train(cfg, resume=True)
 
 # %% ../../nbs/19e_continual.ipynb
 def read_record(cfg: RunConfig) -> dict|None:
