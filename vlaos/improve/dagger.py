@@ -169,6 +169,9 @@ def episode_labels(path) -> int:
     "Number of expert labels (steps) in a saved episode (reads only its `action` array)."
     with np.load(path) as z: return int(z['action'].shape[0])
 
+def _episode_success(path) -> bool:
+    with np.load(path) as z: return bool(z['success'])
+
 def collect_dagger_round(model_dir,              # `save_pretrained` folder of the previous round's policy
                          out_dir,                # this round's episode folder; episodes already there are kept
                          tasks:list, episodes_per_task:int,
@@ -293,7 +296,7 @@ def run_dagger_vla(config,                 # YAML: a vlaos_study spec (no `cells
                           execute_steps=int(ev.get('execute_steps', 4)), image_size=size, max_steps=max_steps,
                           steps_after_success=man['steps_after_success'], cameras=list(cams)), out / 'logs' / f'collect_round{i}.log')
         agg += new
-        ok = [bool(np.load(p)['success']) for p in new]
+        ok = [_episode_success(p) for p in new]
         info[str(i)] = {'round': i, 'beta': beta, 'episodes': len(agg), 'new_episodes': len(new), 'labels': labels(agg),
                         'rollout_success': sum(ok) / max(len(ok), 1)}
         _write_dataset(out / 'data' / f'round{i}', agg, size, cams, {'round': i, 'beta': beta})
