@@ -11,11 +11,12 @@ import yaml
 
 # %% auto 0
 __all__ = ['PLANNING_HEADS', 'PRETRAIN_STAGES', 'TIME_SAMPLERS', 'FIXED_STEP_SOLVERS', 'TORCHDIFFEQ_SOLVERS', 'ODE_SOLVERS',
-           'NORMALIZATIONS', 'PROMPT_STYLES', 'ACTION_HEAD_TYPES', 'RECIPES', 'DATASET_SPEC_FIELDS', 'CHOICES',
-           'POSITIVE', 'PRESETS', 'VisionConfig', 'LLMConfig', 'ActionHeadConfig', 'PlanningHeadConfig',
-           'ForesightHeadConfig', 'LowLevelHeadConfig', 'RecipeConfig', 'ModelConfig', 'DataConfig', 'TrainConfig',
-           'EvalConfig', 'PretrainConfig', 'RunConfig', 'ConfigError', 'validate_foresight', 'validate_spec',
-           'validate', 'from_dict', 'to_dict', 'offline', 'preset', 'load_config', 'save_config', 'parse_overrides']
+           'NORMALIZATIONS', 'PROMPT_STYLES', 'ACTION_HEAD_TYPES', 'RECIPES', 'DATASET_SPEC_FIELDS', 'SPEC_KEY_LISTS',
+           'CHOICES', 'POSITIVE', 'PRESETS', 'VisionConfig', 'LLMConfig', 'ActionHeadConfig', 'PlanningHeadConfig',
+           'ForesightHeadConfig', 'LowLevelHeadConfig', 'ThreeDConfig', 'RecipeConfig', 'ModelConfig', 'DataConfig',
+           'TrainConfig', 'EvalConfig', 'PretrainConfig', 'RunConfig', 'ConfigError', 'validate_foresight',
+           'validate_spec', 'validate', 'from_dict', 'to_dict', 'offline', 'preset', 'load_config', 'save_config',
+           'parse_overrides']
 
 # %% ../nbs/00_config.ipynb
 @dataclass
@@ -97,6 +98,22 @@ class LowLevelHeadConfig:
     raster_radius: float = 1.5  # half-width in pixels of the rasterised EE-flow path and affordance point
 
 @dataclass
+class ThreeDConfig:
+    """VLA-OS's 3D input path (`utils/three_d_tokenizer.py`, after 3D Diffuser Actor; `vlaos.three_d.ThreeDTokenizer`),
+    used when `model.three_d` is true; section `model.three_d_tokenizer`. Depth of the first `views` cameras is lifted to
+    world points, features of a small conv stem on the model's images are attached to them, `num_scene_tokens` are kept
+    by farthest-point sampling, and one query per history step at the gripper's position attends to them; the tokens join
+    the action expert's own tokens (beside proprio), as VLA-OS does."""
+    dim: int = 48  # token width D inside the tokenizer (D / heads divisible by 6: 3 axes x rotary pairs)
+    heads: int = 4  # attention heads of its 3D-rotary blocks
+    num_scene_tokens: int = 32  # k: scene tokens kept by farthest-point sampling
+    scene_layers: int = 1  # self-attention blocks over the scene tokens
+    query_layers: int = 1  # (cross-attention to the scene, self-attention) pairs of the gripper queries
+    stem_stride: int = 8  # stride of the conv stem (4 or 8): the point maps are pooled to image_size / stride cells
+    views: int = 1  # cameras lifted to 3D, the first `views` of the dataset's depth keys (primary first)
+    ee_dims: list = field(default_factory=lambda: [0, 1, 2])  # proprio dims holding the end-effector position in metres, world frame (the gripper queries' 3D positions)
+
+@dataclass
 class RecipeConfig:
     "Settings of the VLA families of `vlaos.recipes` (`model.paradigm` = 'pi0', 'groot', 'openvla_oft', 'rt2', 'octo', 'act', 'helix'); each field names the recipe it belongs to."
     readout: str = "special"  # openvla_oft: VLM hidden states read out as actions: 'last' | 'first' | 'mean' (prompt tokens) | 'special' (learned readout tokens appended to the prompt)
@@ -150,6 +167,8 @@ class ModelConfig:
     plan_source: str = "generated"  # 'hierarchical' training: plans the frozen high level generates (as at inference; VLA-OS) | the dataset's 'ground_truth' plans (cheaper)
     low_level: LowLevelHeadConfig = field(default_factory=LowLevelHeadConfig)  # the 'hierarchical' low-level head
     recipe: RecipeConfig = field(default_factory=RecipeConfig)  # the VLA families' settings (vlaos.recipes)
+    three_d: bool = False  # VLA-OS's 3D tokenizer on depth point clouds (model.three_d_tokenizer; the dataset needs depth fields, vlaos_metaworld --depth)
+    three_d_tokenizer: ThreeDConfig = field(default_factory=ThreeDConfig)
     vlm_checkpoint: str = ""  # start the VLM (vision + projector + LLM) and the tokenizer from a pretrained VLM: a `vlaos_pretrain` output dir or one of its checkpoints (architecture must match; vlaos.backbones.load_vlm_weights)
 
 @dataclass
@@ -243,7 +262,9 @@ ACTION_HEAD_TYPES = ("expert", "mlp", "gaussian_mlp", "diffusion", "transformer_
 RECIPES = ("pi0", "groot", "openvla_oft", "rt2", "octo", "act", "helix", "custom")  # VLA families of vlaos.recipes (model.paradigm; 'custom' = vlaos.recipes.compact.ComposedPolicy with its default parts)
 DATASET_SPEC_FIELDS = {  # the keys of a `data.spec` mapping and their types (vlaos.data.rlds.DatasetSpec)
     "base": str, "image_keys": list, "state_key": str, "action_key": str, "instruction_key": str,
-    "proprio_dims": list, "gripper_dims": list, "annotations_key": str}
+    "proprio_dims": list, "gripper_dims": list, "annotations_key": str,
+    "depth_keys": list, "intrinsics_keys": list, "extrinsics_keys": list}
+SPEC_KEY_LISTS = ("image_keys", "depth_keys", "intrinsics_keys", "extrinsics_keys")  # spec fields that list observation keys (the other lists hold indices)
 
 CHOICES = {
     "model.paradigm": ["action_only", "integrated", "hierarchical", *RECIPES],
@@ -314,10 +335,12 @@ def validate_spec(spec, key: str="data.spec"):
         t = DATASET_SPEC_FIELDS[k]
         if k == "proprio_dims" and v is None: continue  # None: the whole state vector
         if not isinstance(v, t): raise ConfigError(f"{key}.{k}={v!r} should be a {t.__name__}")
-        if t is list and k != "image_keys" and not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v):
+        if t is list and k not in SPEC_KEY_LISTS and not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v):
             raise ConfigError(f"{key}.{k}={v!r} must be a list of non-negative integer indices")
         if k == "image_keys" and (not v or not all(isinstance(i, str) and i for i in v)):
             raise ConfigError(f"{key}.image_keys={v!r} must be a non-empty list of observation keys")
+        if k in SPEC_KEY_LISTS[1:] and not all(isinstance(i, str) and i for i in v):
+            raise ConfigError(f"{key}.{k}={v!r} must be a list of observation keys (one per view, image_keys order)")
     if "base" not in spec and "image_keys" not in spec:
         raise ConfigError(f"{key} needs 'image_keys' (the camera observation keys) or a 'base' spec to start from")
     return spec
@@ -360,6 +383,22 @@ def validate(cfg: RunConfig) -> RunConfig:
         S, P = m.vision.image_size, m.low_level.patch_size
         if not isinstance(P, int) or P <= 0 or S % P:
             raise ConfigError(f"model.low_level.patch_size={P!r} must be a positive integer dividing model.vision.image_size={S}")
+    if m.three_d:
+        if m.paradigm not in ("action_only", "integrated"):
+            raise ConfigError(f"model.three_d=true is built for paradigms 'action_only' and 'integrated', not {m.paradigm!r}")
+        if m.action_head.type != "expert":
+            raise ConfigError(f"model.three_d=true needs model.action_head.type='expert' (the 3D tokens join the action expert's tokens), got {m.action_head.type!r}")
+        t = m.three_d_tokenizer
+        for k in ("dim", "heads", "num_scene_tokens", "scene_layers", "query_layers", "views"):
+            v = getattr(t, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ConfigError(f"model.three_d_tokenizer.{k}={v!r} must be a positive integer")
+        if t.dim % t.heads or (t.dim // t.heads) % 6:
+            raise ConfigError(f"model.three_d_tokenizer.dim={t.dim} / heads={t.heads} must be an integer divisible by 6 (3D rotary encoding)")
+        if t.stem_stride not in (4, 8) or m.vision.image_size % t.stem_stride:
+            raise ConfigError(f"model.three_d_tokenizer.stem_stride={t.stem_stride!r} must be 4 or 8 and divide model.vision.image_size={m.vision.image_size}")
+        if t.views > m.num_views: raise ConfigError(f"model.three_d_tokenizer.views={t.views} exceeds model.num_views={m.num_views}")
+        if len(t.ee_dims) != 3 or any(not isinstance(d, int) or not 0 <= d < m.proprio_dim for d in t.ee_dims):
+            raise ConfigError(f"model.three_d_tokenizer.ee_dims={t.ee_dims!r} must be 3 proprio indices in [0, model.proprio_dim={m.proprio_dim})")
     if m.paradigm == "action_only" and m.planning_heads:
         raise ConfigError(f"model.planning_heads={m.planning_heads} has no effect with model.paradigm='action_only'; "
                           "use paradigm 'integrated'")

@@ -63,7 +63,14 @@ class ChunkedPolicy:
         s["frames"].append([obs[k] for k in self.view_keys]); s["proprios"].append(np.asarray(obs["state"], np.float32))
         while len(s["frames"]) < self.history: s["frames"].appendleft(s["frames"][0]); s["proprios"].appendleft(s["proprios"][0])
         images = [s["frames"][h][v] for v in range(len(self.view_keys)) for h in range(self.history)]  # view-major
-        return {"images": images, "proprio": np.stack(s["proprios"]), "instruction": obs["instruction"]}
+        out = {"images": images, "proprio": np.stack(s["proprios"]), "instruction": obs["instruction"]}
+        if getattr(self.model.cfg, "three_d", False):  # the latest world point maps of the lifted views (vlaos.envs.depth.PointMapEnv)
+            keys = ("point_map", "wrist_point_map")[:self.model.cfg.three_d_tokenizer.views]
+            missing = [k for k in keys if k not in obs]
+            if missing: raise KeyError(f"the environment observation lacks {missing}: a model with model.three_d=true needs "
+                                       "point maps (vlaos.envs.depth.make_point_map_env)")
+            out["point_maps"] = [obs[k] for k in keys]
+        return out
 
     def act(self, observations: dict) -> dict:
         "{slot: env observation} -> {slot: action}; one batched `predict_action` for the slots that need a new chunk."
@@ -244,6 +251,10 @@ def evaluate(model, # a vlaos paradigm
         from vlaos.envs.metaworld import make_metaworld_env, DEFAULT_CAMERAS
         cams = getattr(model.processor, "observation_cameras", None) or DEFAULT_CAMERAS  # the training data's cameras
         make_env = partial(make_metaworld_env, max_episode_steps=max_episode_steps, cameras=tuple(cams))
+        if getattr(model.cfg, "three_d", False):  # observations carry the world point maps of the lifted cameras
+            from vlaos.envs.depth import make_point_map_env
+            make_env = partial(make_point_map_env, max_episode_steps=max_episode_steps, cameras=tuple(cams),
+                               views=model.cfg.three_d_tokenizer.views)
     if task_groups is None:
         from vlaos.envs.metaworld import METAWORLD_DIFFICULTY
         g = {t: k for k, ts in METAWORLD_DIFFICULTY.items() for t in ts}

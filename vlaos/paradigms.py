@@ -14,7 +14,8 @@ from .backbones import VLM, llm_from_hf_config, freeze_kv_unused
 from .heads.action import ActionHead
 from .prompting import build_prompt, tokenize_prompts, load_tokenizer
 from .data.normalization import normalize, unnormalize  # TF-free: evaluation renders with EGL, which crashes beside TensorFlow
-from .data.images import process_images, crop_box, crop_to_frame  # the loader's own crop + resize (one image pipeline)
+from .data.images import process_images, crop_box, crop_to_frame, crop_point_map  # the loader's own crop + resize (one image pipeline)
+from .three_d import ThreeDTokenizer
 from .heads.planning import (build_planning_head, add_location_tokens, PLAN_BATCH_PREFIX, parse_language_plan)
 from .heads.foresight import ForesightHead
 from .heads.policy import PolicyHead, TokenContext, build_policy_head
@@ -65,6 +66,24 @@ class VLAProcessor:
         if self.stats is not None: p = normalize(p, self.stats["proprio"], self.normalization)
         return torch.from_numpy(np.asarray(p, dtype=np.float32))
 
+    def point_maps(self, point_maps) -> torch.Tensor:
+        """World point maps (metres, NaN = no surface) of the latest frame of the first `model.three_d_tokenizer.views`
+        views, each float [H, W, 3] at its camera frame's size -> float [V, S, S, 3] under the model's central crop
+        (`vlaos.data.images.crop_point_map`, as the loader does). Raises `ValueError` for a wrong count or shape."""
+        pms = [np.asarray(p, np.float32) for p in point_maps] if isinstance(point_maps, (list, tuple)) else list(np.asarray(point_maps, np.float32))
+        V = self.cfg.three_d_tokenizer.views
+        if len(pms) != V or any(p.ndim != 3 or p.shape[-1] != 3 for p in pms):
+            raise ValueError(f"observation['point_maps'] must be {V} world point maps [H, W, 3] (model.three_d_tokenizer.views={V}), "
+                             f"got shapes {[p.shape for p in pms]}")
+        S, a = self.cfg.vision.image_size, self.cfg.vision.crop_area
+        return torch.from_numpy(np.stack([crop_point_map(p, crop_box(p.shape[0], p.shape[1], a), S) for p in pms]))
+
+    def gripper_xyz(self, proprio) -> torch.Tensor:
+        "Raw proprio [D] or [T_hist, D] -> the end-effector positions float [T_hist, 3] (`model.three_d_tokenizer.ee_dims`, metres)."
+        p = np.asarray(proprio, dtype=np.float32)
+        if p.ndim == 1: p = np.repeat(p[None], self.cfg.history, 0)
+        return torch.from_numpy(np.ascontiguousarray(p[:, list(self.cfg.three_d_tokenizer.ee_dims)]))
+
     def actions(self, actions: torch.Tensor) -> np.ndarray:
         "Normalized action chunk(s) [..., T_chunk, D] -> dataset units (numpy)."
         a = actions.float().cpu().numpy()
@@ -78,6 +97,12 @@ class VLAProcessor:
         batch = self.prompts([o["instruction"] for o in observations])
         batch["pixel_values"] = torch.stack([self.images(o["images"]) for o in observations])
         batch["proprio"] = torch.stack([self.proprio(o["proprio"]) for o in observations])
+        if getattr(self.cfg, "three_d", False):
+            if any("point_maps" not in o for o in observations):
+                raise KeyError("observation is missing 'point_maps': a model with model.three_d=true needs the world point maps "
+                               "of its first model.three_d_tokenizer.views cameras (vlaos.envs.depth.point_cloud / lift_depth)")
+            batch["point_maps"] = torch.stack([self.point_maps(o["point_maps"]) for o in observations])
+            batch["gripper_xyz"] = torch.stack([self.gripper_xyz(o["proprio"]) for o in observations])
         return batch
 
 # %% ../nbs/09_paradigms.ipynb
@@ -193,18 +218,44 @@ class ActionOnlyVLA(VLABase):
     paradigm = "action_only"
     def __init__(self, cfg: ModelConfig, tokenizer, stats=None, normalization="bounds_q99", action_skip_dims=None, llm=None):
         super().__init__(cfg, tokenizer, stats, normalization, action_skip_dims, llm)
-        v = self.vlm
+        v, n3 = self.vlm, 0
+        if getattr(cfg, "three_d", False):  # VLA-OS's 3D tokenizer (notebook 32a); its tokens join the expert's, after proprio
+            t = cfg.three_d_tokenizer
+            self.three_d = ThreeDTokenizer(t.dim, None, t.num_scene_tokens, cfg.history, 0, t.heads, t.scene_layers,
+                                           t.query_layers, t.stem_stride)
+            self.three_d_proj = nn.Linear(t.dim, cfg.action_head.hidden_size)
+            n3 = self.three_d.num_tokens
         if cfg.action_head.type == "expert":
             self.action_head = ActionHead(cfg.action_head, v.num_layers, v.kv_dim, cfg.action_dim, cfg.chunk_size,
-                                          cfg.proprio_dim, cfg.history)
+                                          cfg.proprio_dim, cfg.history, num_extra_tokens=n3)
         else: self.action_head = build_policy_head(cfg.action_head, v.hidden_size, cfg.action_dim, cfg.chunk_size,
                                                    cfg.proprio_dim, cfg.history)
 
-    def context(self, pixel_values, input_ids, attention_mask):
-        "One VLM prefix pass and the action head's context: projected K/V (`ActionContext`) or hidden states (`TokenContext`)."
+    def three_d_tokens(self, pixel_values, # float [B, N_img, 3, S, S] (the batch's views x history)
+                       point_maps=None, # float [B, V, S, S, 3] world points under the pixels of the latest frame of views 0..V-1 (NaN = none)
+                       gripper_xyz=None, # float [B, T_hist, 3] end-effector positions, metres
+                      ) -> tuple:
+        """(tokens [B, k + T_hist, action_head.hidden_size], mask [B, k + T_hist]) of the 3D tokenizer, or (None, None)
+        without `model.three_d`. Features of its conv stem on the latest RGB frame of each lifted view are pooled with the
+        point maps, FPS keeps k scene tokens and the gripper queries attend to them (`vlaos.three_d.ThreeDTokenizer`).
+        `KeyError` when a 3D model gets no point maps."""
+        if not hasattr(self, "three_d"): return None, None
+        if point_maps is None or gripper_xyz is None:
+            raise KeyError("model.three_d=true: the batch needs 'point_maps' [B, V, S, S, 3] and 'gripper_xyz' [B, T_hist, 3] "
+                           "(a dataset with depth fields, vlaos_metaworld --depth; at inference observation['point_maps'])")
+        h, V = self.cfg.history, point_maps.shape[1]
+        rgb = pixel_values[:, [v * h + h - 1 for v in range(V)]].float()  # latest frame of each lifted view
+        valid = torch.isfinite(point_maps).all(-1)
+        tok, mask = self.three_d(torch.nan_to_num(point_maps.float(), 0.0), gripper_xyz.float(), rgb=rgb, valid=valid)
+        return self.three_d_proj(tok).to(pixel_values.dtype), mask
+
+    def context(self, pixel_values, input_ids, attention_mask, point_maps=None, gripper_xyz=None):
+        """One VLM prefix pass and the action head's context: projected K/V (`ActionContext`, carrying the 3D tokens with
+        `model.three_d`) or hidden states (`TokenContext`)."""
         o = self.vlm(pixel_values, input_ids, attention_mask)
         if isinstance(self.action_head, PolicyHead): return TokenContext(o.hidden_states, o.prefix_mask)
-        return self.action_head.project_context(o.keys, o.values, o.prefix_mask)
+        return self.action_head.project_context(o.keys, o.values, o.prefix_mask,
+                                                *self.three_d_tokens(pixel_values, point_maps, gripper_xyz))
 
     def forward(self, batch: dict) -> VLAOutput:
         "Training loss on a collated batch: `pixel_values`, `input_ids`, `attention_mask`, `proprio`, `actions` (+ `action_pad_mask`)."
@@ -214,7 +265,8 @@ class ActionOnlyVLA(VLABase):
         if a.shape[-2:] != (self.cfg.chunk_size, self.cfg.action_dim):
             raise ValueError(f"batch['actions'] has shape {tuple(a.shape)}; the model expects [B, {self.cfg.chunk_size}, "
                              f"{self.cfg.action_dim}] (model.chunk_size, model.action_dim)")
-        ctx = self.context(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+        ctx = self.context(batch["pixel_values"], batch["input_ids"], batch["attention_mask"], batch.get("point_maps"),
+                           batch.get("gripper_xyz"))
         loss = self.action_head.loss(ctx, a, batch["proprio"], batch.get("action_pad_mask"))
         return VLAOutput(loss, {"action": loss.detach()})
 
@@ -228,7 +280,8 @@ class ActionOnlyVLA(VLABase):
         dev = self.device
         batch = {k: v.to(dev) for k, v in batch.items()}
         batch["pixel_values"] = batch["pixel_values"].to(next(self.parameters()).dtype)
-        ctx = self.context(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+        ctx = self.context(batch["pixel_values"], batch["input_ids"], batch["attention_mask"], batch.get("point_maps"),
+                           batch.get("gripper_xyz"))
         a = self.action_head.sample(ctx, batch["proprio"].to(batch["pixel_values"].dtype), steps=steps, generator=generator)
         out = self.processor.actions(a)
         return out[0] if single else out
@@ -266,14 +319,14 @@ class IntegratedVLA(ActionOnlyVLA):
             goal_image = F.interpolate(goal_image, size=(S, S), mode="bilinear", antialias=True, align_corners=False)
         return goal_image
 
-    def _action_context(self, o, plan_kv: list):
-        "Action-head context over [VLM K/V | plan K/V of each head] (explicit) or the VLM K/V (implicit)."
+    def _action_context(self, o, plan_kv: list, three_d: tuple=(None, None)):
+        "Action-head context over [VLM K/V | plan K/V of each head] (explicit) or the VLM K/V (implicit), with the 3D tokens if any."
         if isinstance(self.action_head, PolicyHead): return TokenContext(o.hidden_states, o.prefix_mask)  # implicit only (validated)
-        if not plan_kv: return self.action_head.project_context(o.keys, o.values, o.prefix_mask)
+        if not plan_kv: return self.action_head.project_context(o.keys, o.values, o.prefix_mask, *three_d)
         keys = torch.cat([o.keys] + [k for k, _, _ in plan_kv], 2)  # (n, b, l + sum t, kv_dim)
         values = torch.cat([o.values] + [v for _, v, _ in plan_kv], 2)
         mask = torch.cat([o.prefix_mask] + [m for _, _, m in plan_kv], 1)  # (b, l + sum t)
-        return self.action_head.project_context(keys, values, mask)
+        return self.action_head.project_context(keys, values, mask, *three_d)
 
     def forward(self, batch: dict) -> VLAOutput:
         "Weighted action + planning loss on a batch with the planning targets of each head (`vlaos.heads.planning.PlanningCollator`)."
@@ -302,7 +355,7 @@ class IntegratedVLA(ActionOnlyVLA):
             out = head(head.project_context(o.keys, o.values, o.prefix_mask), ids, mask, return_kv=self.explicit)
             losses[n] = head.loss(None, ids, mask, labels, out=out)
             if self.explicit: plan_kv.append((out.action_keys, out.action_values, mask.bool()))
-        ctx = self._action_context(o, plan_kv)
+        ctx = self._action_context(o, plan_kv, self.three_d_tokens(batch["pixel_values"], batch.get("point_maps"), batch.get("gripper_xyz")))
         losses = {"action": self.action_head.loss(ctx, a, batch["proprio"], batch.get("action_pad_mask")), **losses}
         c = self.cfg
         loss = c.action_loss_weight * losses["action"] + c.planning_loss_weight * sum(losses[n] for n in self.planning_heads)
@@ -379,7 +432,8 @@ class IntegratedVLA(ActionOnlyVLA):
         px = batch["pixel_values"].to(next(self.parameters()).dtype)
         o = self.vlm(px, batch["input_ids"], batch["attention_mask"])
         gen, ctxs = self._generate_plans(o, temperature, plan_gen, decode=return_plans) if (self.explicit or return_plans) else ({}, {})
-        ctx = self._action_context(o, self._plan_kv(gen, ctxs) if self.explicit else [])
+        ctx = self._action_context(o, self._plan_kv(gen, ctxs) if self.explicit else [],
+                                   self.three_d_tokens(px, batch.get("point_maps"), batch.get("gripper_xyz")))
         a = self.processor.actions(self.action_head.sample(ctx, batch["proprio"].to(px.dtype), steps=steps, generator=generator))
         a = a[0] if single else a
         if not return_plans: return a

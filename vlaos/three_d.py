@@ -125,15 +125,19 @@ class RotaryAttention3D(nn.Module):
         return self.out(y.transpose(1, 2).flatten(2))
 
 class Block3D(nn.Module):
-    "Pre-norm transformer block: (self or cross) rotary 3D attention + MLP, residual."
-    def __init__(self, dim:int, heads:int=4, mlp_ratio:float=4.0, dropout:float=0.0, **rope_kw):
+    "Pre-norm transformer block: self (`cross=False`) or cross rotary 3D attention + MLP, residual."
+    def __init__(self, dim:int, heads:int=4, mlp_ratio:float=4.0, dropout:float=0.0,
+                 cross:bool=False,     # attends to a context (its own norm); False: self-attention only (no unused weights under DDP)
+                 **rope_kw):
         super().__init__()
         self.n1, self.n2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.nc = nn.LayerNorm(dim)
+        self.nc = nn.LayerNorm(dim) if cross else None
         self.attn = RotaryAttention3D(dim, heads, dropout, **rope_kw)
         self.mlp = nn.Sequential(nn.Linear(dim, int(dim * mlp_ratio)), nn.GELU(), nn.Linear(int(dim * mlp_ratio), dim))
 
     def forward(self, x, pos, ctx=None, ctx_pos=None, ctx_mask=None):
+        if (ctx is None) == (self.nc is not None):
+            raise ValueError("a cross block needs ctx and a self block takes none" if ctx is None else "this Block3D was built with cross=False: pass no ctx")
         c = None if ctx is None else self.nc(ctx)
         h = self.n1(x)
         x = x + self.attn(h, pos, h if c is None else c, pos if ctx is None else ctx_pos, ctx_mask)
@@ -185,7 +189,7 @@ class ThreeDTokenizer(nn.Module):
         self.scene = nn.ModuleList([Block3D(dim, heads, **rope_kw) for _ in range(scene_layers)])
         self.query = nn.Parameter(torch.randn(history, dim) * 0.02)             # one learned query per history step
         self.proprio = nn.Linear(proprio_dim, dim) if proprio_dim else None
-        self.cross = nn.ModuleList([Block3D(dim, heads, **rope_kw) for _ in range(query_layers)])
+        self.cross = nn.ModuleList([Block3D(dim, heads, cross=True, **rope_kw) for _ in range(query_layers)])
         self.qself = nn.ModuleList([Block3D(dim, heads, **rope_kw) for _ in range(query_layers)])
         self.norm = nn.LayerNorm(dim)
 

@@ -7,7 +7,8 @@ import numpy as np
 from PIL import Image
 
 # %% auto 0
-__all__ = ['crop_box', 'process_images', 'frame_to_crop', 'crop_text_boxes', 'crop_to_frame']
+__all__ = ['crop_box', 'process_images', 'frame_to_crop', 'crop_text_boxes', 'crop_to_frame', 'depth_to_points', 'lift_depth',
+           'crop_point_map']
 
 # %% ../../nbs/10b_images.ipynb
 def crop_box(height: int, width: int, # camera frame size in pixels
@@ -62,3 +63,38 @@ def crop_to_frame(uv, # float [..., 2] pixel coordinates in the S x S model imag
     "Inverse of `frame_to_crop`: model-image pixels -> camera-frame pixels."
     y0, x0, side = (float(b) for b in np.asarray(box).reshape(3))
     return (np.asarray(uv, np.float64) * (side / size) + np.array([x0, y0])).astype(np.float32)
+
+# %% ../../nbs/10b_images.ipynb
+def depth_to_points(depth, # float [H, W] planar depth in metres (upright image)
+                    K, # float [3, 3] intrinsics
+                    T_wc, # float [4, 4] camera-to-world (OpenCV axes: x right, y down, z forward)
+                   ) -> np.ndarray: # float32 [H, W, 3] world xyz of every pixel centre
+    "Back-project a depth map to world points; `ValueError` for a depth that is not 2-D."
+    depth = np.asarray(depth, dtype=np.float64)
+    if depth.ndim != 2: raise ValueError(f"depth must be [H, W], got {depth.shape}")
+    H, W = depth.shape
+    u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)  # [H, W] pixel centres
+    cam = np.stack([(u - K[0, 2]) / K[0, 0] * depth, (v - K[1, 2]) / K[1, 1] * depth, depth], -1)  # [H, W, 3]
+    return (cam @ np.asarray(T_wc)[:3, :3].T + np.asarray(T_wc)[:3, 3]).astype(np.float32)
+
+def lift_depth(depth, # [H, W] or [H, W, 1]: uint16 millimetres or float metres; 0 = no surface
+               K, T_wc, # as `depth_to_points`
+              ) -> np.ndarray: # float32 [H, W, 3] world points, NaN where depth is 0
+    "A stored depth image (as the Meta-World writer keeps it) -> world point map with NaN holes."
+    d = np.asarray(depth)
+    if d.ndim == 3 and d.shape[-1] == 1: d = d[..., 0]
+    m = d.astype(np.float64) / (1000.0 if d.dtype == np.uint16 else 1.0)
+    pts = depth_to_points(m, K, T_wc)
+    pts[~(m > 0)] = np.nan
+    return pts
+
+def crop_point_map(points, # float [H, W, 3] world point map of a camera frame (NaN = no surface)
+                   box, # (y0, x0, side) from `crop_box` / `process_images`
+                   size: int, # S
+                  ) -> np.ndarray: # float32 [S, S, 3]
+    "The point under each pixel of the S x S model image: nearest frame pixel of the crop. `ValueError` for a bad shape."
+    p = np.asarray(points, np.float32)
+    if p.ndim != 3 or p.shape[-1] != 3: raise ValueError(f"point map must be [H, W, 3], got {p.shape}")
+    y0, x0, side = (int(b) for b in np.asarray(box).reshape(3))
+    idx = np.minimum(np.floor((np.arange(size) + 0.5) * side / size).astype(np.int64), side - 1)
+    return np.ascontiguousarray(p[y0 + idx][:, x0 + idx])

@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from ..config import DataConfig, ModelConfig, validate_spec
-from .images import process_images, frame_to_crop, crop_text_boxes
+from .images import process_images, frame_to_crop, crop_text_boxes, lift_depth, crop_point_map
 from ..prompting import build_prompt, tokenize_prompts
 
 # %% auto 0
@@ -52,11 +52,16 @@ class DatasetSpec:
     proprio_dims: list | None = None  # indices of the state used as proprio; None = the whole state vector
     gripper_dims: list = field(default_factory=list)  # action dims kept as the dataset gives them (not normalized)
     annotations_key: str | None = "annotations"  # steps key of a FeaturesDict of planning labels, passed through when present
+    depth_keys: list = field(default_factory=list)  # observation keys of the depth images, per view in image_keys order (uint16 mm or float m; read only with model.three_d)
+    intrinsics_keys: list = field(default_factory=list)  # observation keys of each depth view's intrinsics K [3, 3] (pixels)
+    extrinsics_keys: list = field(default_factory=list)  # observation keys of each depth view's camera-to-world pose [4, 4] (OpenCV axes, metres)
 
 DATASET_SPECS = {
     # vlaos.envs.metaworld writer: corner camera + wrist camera, state = hand xyz + gripper opening,
     # action = (dx, dy, dz, grab effort) in [-1, 1], planning annotations per step
-    "metaworld": DatasetSpec(image_keys=["image", "wrist_image"], gripper_dims=[3]),
+    "metaworld": DatasetSpec(image_keys=["image", "wrist_image"], gripper_dims=[3], depth_keys=["depth", "wrist_depth"],
+                             intrinsics_keys=["camera_intrinsics", "wrist_camera_intrinsics"],
+                             extrinsics_keys=["camera_extrinsics", "wrist_camera_extrinsics"]),  # depth fields: `vlaos_metaworld --depth`
     # LIBERO RLDS (OpenVLA "modified_libero_rlds" / VLA-OS-Dataset): 256x256 agent-view + wrist images,
     # state = eef pos (3) + axis-angle (3) + gripper qpos (2), action = delta eef (6) + gripper (-1 open / +1 close)
     "libero": DatasetSpec(image_keys=["image", "wrist_image"], gripper_dims=[6]),
@@ -80,7 +85,7 @@ TOY_TASKS = ["reach the red block", "reach the blue cup", "reach the green drawe
 _TOY_COLORS = np.array([[230, 40, 40], [40, 80, 230], [40, 200, 60]], dtype=np.uint8)
 _TOY_OBJECTS = ["red block", "blue cup", "green drawer"]
 
-def _toy_features(schema: str, image_size: int):
+def _toy_features(schema: str, image_size: int, depth: bool = False):
     F = tfds.features
     img = lambda: F.Image(shape=(image_size, image_size, 3), encoding_format="png")
     state_dim, action_dim = (4, 4) if schema == "metaworld" else (8, 7)
@@ -92,6 +97,10 @@ def _toy_features(schema: str, image_size: int):
         "is_first": F.Scalar(dtype=np.bool_), "is_last": F.Scalar(dtype=np.bool_), "is_terminal": F.Scalar(dtype=np.bool_),
         "language_instruction": F.Text(),
     }
+    if depth:  # as the Meta-World writer's `--depth` fields: uint16 millimetres (0 = none), K, camera-to-world
+        step["observation"] = F.FeaturesDict({**step["observation"],
+            "depth": F.Image(shape=(image_size, image_size, 1), dtype=np.uint16, encoding_format="png"),
+            "camera_intrinsics": F.Tensor(shape=(3, 3), dtype=np.float32), "camera_extrinsics": F.Tensor(shape=(4, 4), dtype=np.float32)})
     if schema == "metaworld":
         step["annotations"] = F.FeaturesDict({
             **{k: F.Text() for k in ["plan", "subtask", "subtask_reasoning", "move", "move_reasoning", "visible_objects"]},
@@ -129,7 +138,17 @@ def _toy_render(pos: np.ndarray, target: np.ndarray, task: int, size: int):
     wrist[max(0, row - r):row + r + 1, :] = _TOY_COLORS[task] // 2 + 100
     return img, wrist
 
-def _toy_episode(schema: str, index: int, steps: int, image_size: int, rng: np.random.Generator):
+def _toy_camera(index: int, t: int, size: int):
+    """Depth (uint16 mm [S, S, 1], a tilted surface with a hole in the top-left corner), K and camera-to-world T of
+    episode `index` at step `t`: a camera looking straight down from about 1 m, moving with the episode and the step."""
+    v = np.arange(size)[:, None] + np.zeros((1, size))
+    d = (800 + 5 * v + 10 * t + 50 * index).astype(np.uint16)[..., None]
+    d[:3, :3] = 0
+    K = np.array([[size, 0, size / 2], [0, size, size / 2], [0, 0, 1]], np.float32)
+    T = np.eye(4, dtype=np.float32); T[:3, :3] = np.diag([1.0, -1.0, -1.0]); T[:3, 3] = [0.1 * index, 0.01 * t, 1.0]
+    return d, K, T
+
+def _toy_episode(schema: str, index: int, steps: int, image_size: int, rng: np.random.Generator, depth: bool = False):
     "One episode: the effector moves towards the task's target, a_t = tanh(2.5 (target - s_t)), gripper closes near it."
     state_dim, action_dim = (4, 4) if schema == "metaworld" else (8, 7)
     k = action_dim - 1  # controlled coordinates (xyz, + rotation for libero)
@@ -144,7 +163,9 @@ def _toy_episode(schema: str, index: int, steps: int, image_size: int, rng: np.r
         a[:k] = np.tanh(2.5 * (target - s[:k]))
         a[-1] = 1.0 if np.linalg.norm(target[:3] - s[:3]) < 0.3 else -1.0  # close the gripper near the target
         img, wrist = _toy_render(s[:3], target[:3], task, image_size)
-        step = {"observation": {"image": img, "wrist_image": wrist, "state": s.copy()}, "action": a,
+        obs = {"image": img, "wrist_image": wrist, "state": s.copy()}
+        if depth: obs["depth"], obs["camera_intrinsics"], obs["camera_extrinsics"] = _toy_camera(index, t, image_size)
+        step = {"observation": obs, "action": a,
                 "reward": np.float32(t == T - 1), "discount": np.float32(1.0), "is_first": t == 0,
                 "is_last": t == T - 1, "is_terminal": t == T - 1, "language_instruction": TOY_TASKS[task]}
         if schema == "metaworld":
@@ -175,20 +196,21 @@ def write_toy_rlds(out_dir: str | Path,  # parent folder; the dataset goes to ou
                    image_size: int = 32,  # side of the (square) images in pixels
                    seed: int = 0,  # initial states are drawn from this seed
                    overwrite: bool = False,  # replace an existing toy dataset at that path
+                   depth: bool = False,  # also the primary view's depth, intrinsics and extrinsics (dataset toy_<schema>_depth)
                   ) -> Path:
     "Write a small synthetic RLDS dataset readable by `tfds.builder_from_directory`; returns its directory."
     if schema not in ("libero", "metaworld"): raise ValueError(f"unknown toy schema {schema!r}; choose 'libero' or 'metaworld'")
-    name = f"toy_{schema}"
+    name = f"toy_{schema}" + ("_depth" if depth else "")
     path = Path(out_dir) / name / "1.0.0"
     if path.exists():
         if not overwrite: raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
         shutil.rmtree(path)
     rng = np.random.default_rng(seed)
-    eps = [(i, _toy_episode(schema, i, steps, image_size, rng)) for i in range(episodes)]
+    eps = [(i, _toy_episode(schema, i, steps, image_size, rng, depth)) for i in range(episodes)]
     tfds.disable_progress_bar()
     with contextlib.redirect_stdout(io.StringIO()):  # tfds prints "Downloading and preparing ..."
         tfds.dataset_builders.store_as_tfds_dataset(
-            name=name, version="1.0.0", features=_toy_features(schema, image_size), split_datasets={"train": eps},
+            name=name, version="1.0.0", features=_toy_features(schema, image_size, depth), split_datasets={"train": eps},
             data_dir=str(out_dir), description=f"vlaos toy RLDS dataset ({schema} schema)", disable_shuffling=True)
     shutil.rmtree(Path(out_dir) / "downloads", ignore_errors=True)  # empty folder tfds leaves behind
     return path
@@ -275,8 +297,28 @@ def check_dataset(dataset_dir: str | Path,  # RLDS dataset folder
                              f"got shape {img.shape} dtype {tf.as_dtype(img.dtype).name}")
         shapes.append(tuple(img.shape))
     need(spec.instruction_key)
+    depth_views = []
+    if getattr(model_cfg, "three_d", False):  # the 3D tokenizer lifts the first `views` cameras' depth
+        V = model_cfg.three_d_tokenizer.views
+        for name in ("depth_keys", "intrinsics_keys", "extrinsics_keys"):
+            if len(getattr(spec, name)) < V:
+                raise ValueError(f"model.three_d=true lifts {V} view(s) but the dataset spec's {name}={getattr(spec, name)} names "
+                                 f"fewer (set data.spec.{name})")
+        for i in range(V):
+            dk, kk, tk = spec.depth_keys[i], spec.intrinsics_keys[i], spec.extrinsics_keys[i]
+            if _field(steps, f"observation/{dk}") is None:
+                raise ValueError(f"{fpath}: field 'steps/observation/{dk}' is missing: model.three_d=true needs depth "
+                                 f"(build the Meta-World dataset with `vlaos_metaworld --depth`)")
+            d = need(f"observation/{dk}")
+            if tuple(d.shape[:2]) != shapes[i][:2]:
+                raise ValueError(f"{fpath}: field 'steps/observation/{dk}' has shape {d.shape}, not the {shapes[i][:2]} of "
+                                 f"'steps/observation/{views[i]}' (depth must be aligned with its image)")
+            for k, shp in ((kk, (3, 3)), (tk, (4, 4))):
+                if tuple(need(f"observation/{k}").shape) != shp:
+                    raise ValueError(f"{fpath}: field 'steps/observation/{k}' has shape {need(f'observation/{k}').shape}, expected {shp}")
+            depth_views.append((dk, kk, tk))
     ann = _field(steps, spec.annotations_key) if spec.annotations_key else None
-    return {"dataset_dir": str(fpath.parent), "views": views, "image_shapes": shapes, "action_dim": act.shape[0],
+    return {"dataset_dir": str(fpath.parent), "views": views, "image_shapes": shapes, "depth_views": depth_views, "action_dim": act.shape[0],
             "proprio_dims": pdims, "annotations": list(ann.keys()) if ann is not None else [],
             "splits": {k: v.num_examples for k, v in builder.info.splits.items()}}
 
@@ -389,6 +431,8 @@ class _Plan:
     annotations: Any  # FeaturesDict of the annotations, or None
     ee_flow_points: int = 4  # model.ee_flow_points: end-effector pixels t, t+s, ... given as `ee_flow` (visual plan)
     ee_flow_stride: int = 4  # model.ee_flow_stride: s
+    depth_views: list = field(default_factory=list)  # (depth, intrinsics, extrinsics) observation keys of the views lifted to 3D (model.three_d)
+    ee_dims: list = field(default_factory=list)  # proprio dims of the end-effector position (model.three_d_tokenizer.ee_dims)
 
 def _make_plan(data_cfg: DataConfig, model_cfg: ModelConfig, stats: dict) -> _Plan:
     info = check_dataset(data_cfg.dataset_dir, data_cfg.spec, model_cfg)
@@ -403,13 +447,14 @@ def _make_plan(data_cfg: DataConfig, model_cfg: ModelConfig, stats: dict) -> _Pl
                       f"frames are produced at the model's {S} px (set both to the same value)")
     return _Plan(builder, spec, info["views"], model_cfg.history, model_cfg.chunk_size, data_cfg.goal_image_step,
                  S, model_cfg.vision.crop_area, stats, data_cfg.normalization, ann,
-                 getattr(model_cfg, "ee_flow_points", 4), getattr(model_cfg, "ee_flow_stride", 4))
+                 getattr(model_cfg, "ee_flow_points", 4), getattr(model_cfg, "ee_flow_stride", 4), info["depth_views"],
+                 list(model_cfg.three_d_tokenizer.ee_dims) if getattr(model_cfg, "three_d", False) else [])
 
 def _decode_episode_images(plan: _Plan, episode: dict) -> dict:
     "The episode with every image of its views decoded once (uint8 [T, H, W, 3] per view): the decoded-image cache's element."
     feats = _step_features(plan.builder)["observation"]
     obs = dict(episode["steps"]["observation"])
-    for k in plan.views:
+    for k in plan.views + [d for d, _, _ in plan.depth_views]:
         if isinstance(feats[k], tfds.features.Image): obs[k] = feats[k].decode_batch_example(obs[k])
     return {**episode, "steps": {**episode["steps"], "observation": obs}}
 
@@ -439,6 +484,12 @@ def _episode_to_frames(plan: _Plan, episode: dict) -> dict:
         "timestep": t,
         "episode_id": tf.fill([T], episode["tfds_id"]),
     }
+    if plan.depth_views:  # 3D tokenizer inputs: the frame's depth (still encoded, or decoded by the cache), K, T_wc; raw gripper xyz
+        cams = _decode_steps(plan.builder, steps, [f"observation/{k}" for _, kk, tk in plan.depth_views for k in (kk, tk)])
+        frames["three_d"] = {str(i): {"depth": steps["observation"][dk], "K": tf.cast(cams[f"observation/{kk}"], tf.float32),
+                                      "T": tf.cast(cams[f"observation/{tk}"], tf.float32)}
+                             for i, (dk, kk, tk) in enumerate(plan.depth_views)}
+        frames["gripper_xyz"] = tf.gather(tf.gather(state, plan.ee_dims, axis=1), hist_idx)  # [T, h, 3] metres (not normalized)
     if plan.annotations is not None:
         a = steps
         for part in spec.annotations_key.split("/"): a = a[part]
@@ -490,8 +541,8 @@ def _frame_transform(plan: _Plan, augment: bool, seed: int, index, frame: dict) 
     """Decode, crop + resize (`vlaos.data.images`) and jitter one frame's images; pixel annotations and `ee_flow` move
     into the primary view's crop. Frame number `index` of the stream seeds the augmentation."""
     feats = _step_features(plan.builder)["observation"]
-    out = {k: v for k, v in frame.items() if k not in ("images", "goal_image", "annotations")}
-    views = []
+    out = {k: v for k, v in frame.items() if k not in ("images", "goal_image", "annotations", "three_d")}
+    views, boxes = [], []
     for v, key in enumerate(plan.views):
         stack = _decode_images(feats[key], frame["images"][key])  # [h, H, W, 3]
         if v == 0: stack = tf.concat([stack, _decode_images(feats[key], frame["goal_image"][None])], 0)  # + goal
@@ -501,9 +552,18 @@ def _frame_transform(plan: _Plan, augment: bool, seed: int, index, frame: dict) 
         stack, box = _crop_resize(stack, plan.image_size, plan.crop_area, offset)
         if augment: stack = _jitter(stack, seeds[1:])
         if v == 0: out["goal_image"], stack, out["crop_box"] = stack[-1], stack[:-1], box
-        views.append(stack)
+        views.append(stack); boxes.append(box)
     out["images"] = tf.concat(views, 0)  # [views * history, S, S, 3], view-major: (view 0: t-h+1..t), (view 1: ...)
     out["sample_index"] = index
+    if "three_d" in frame:  # world point under each model pixel of view i's latest frame, through view i's crop
+        pms = []
+        for i, (dk, _, _) in enumerate(plan.depth_views):
+            c = frame["three_d"][str(i)]
+            fn = lambda d, K, T, b: crop_point_map(lift_depth(d, K, T), b, plan.image_size)
+            pm = tf.numpy_function(fn, [c["depth"] if c["depth"].dtype != tf.string else feats[dk].decode_example(c["depth"]),
+                                        c["K"], c["T"], boxes[i]], tf.float32, stateful=False)
+            pm.set_shape([plan.image_size, plan.image_size, 3]); pms.append(pm)
+        out["point_maps"] = tf.stack(pms)  # [V, S, S, 3] metres, NaN = no surface
     if "ee_flow" in out: out["ee_flow"] = _to_crop(out["ee_flow"], out["crop_box"], plan.image_size)
     if "annotations" in frame:
         ann = dict(plan.annotations.decode_example(frame["annotations"]))
@@ -642,6 +702,8 @@ class VLACollator:
         if "annotations" in frames[0]:
             batch["annotations"] = {k: [f["annotations"][k] for f in frames] for k in frames[0]["annotations"]}
         if "ee_flow" in frames[0]: batch["ee_flow"] = stack("ee_flow").float()  # [B, F, 2] future end-effector pixels
+        if "point_maps" in frames[0]:  # model.three_d: world points under the pixels, raw end-effector positions
+            batch["point_maps"], batch["gripper_xyz"] = stack("point_maps").float(), stack("gripper_xyz").float()
         return batch
 
 # %% ../../nbs/10_rlds.ipynb
@@ -658,6 +720,9 @@ def make_dataloader(data_cfg: DataConfig, model_cfg: ModelConfig,
     `data_cfg.dataset_dir` may be an RLDS folder or a LeRobotDataset v3 folder (`vlaos.data.lerobot`: same frames)."""
     from vlaos.data.lerobot import is_lerobot_dataset, LeRobotFrames, get_lerobot_spec  # imports this module: lazily
     lerobot = is_lerobot_dataset(data_cfg.dataset_dir)
+    if lerobot and getattr(model_cfg, "three_d", False):
+        raise ValueError(f"{data_cfg.dataset_dir}: model.three_d=true reads depth from an RLDS dataset; the LeRobot loader "
+                         "carries no depth fields yet")
     ds = (LeRobotFrames if lerobot else RLDSDataset)(data_cfg, model_cfg, stats, train=train, seed=seed, rank=rank,
                                                      world_size=world_size, skip_samples=skip_samples)
     collate = VLACollator(tokenizer, model_cfg.max_prompt_length, prompt_style)

@@ -34,6 +34,9 @@ def check_exportable(model: VLABase, # a paradigm (ActionOnlyVLA, IntegratedVLA 
     if not isinstance(model, ActionOnlyVLA) or type(model).predict_action not in (ActionOnlyVLA.predict_action, IntegratedVLA.predict_action):
         raise ValueError(f"model.paradigm={model.cfg.paradigm!r} ({type(model).__name__}) cannot be exported: only the "
                          "Action-Only paradigm, implicit Integrated and the pi0 recipe have a fixed inference graph")
+    if getattr(model.cfg, "three_d", False):
+        raise ValueError("model.three_d=true cannot be exported yet: the 3D tokenizer's farthest-point sampling picks points "
+                         "in a data-dependent loop (export the model trained without model.three_d)")
     if isinstance(model, IntegratedVLA) and model.explicit:
         raise ValueError("model.planning_mode='explicit' cannot be exported: the action head reads plans generated token "
                          "by token at inference; export an implicit-planning model")

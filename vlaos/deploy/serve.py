@@ -80,10 +80,11 @@ def decode(data:bytes) -> dict:
 MAX_IMAGE_SIDE = 4096  # pixels: a larger frame is certainly a mistake (and a memory bomb for the resize)
 
 def model_spec(model) -> dict:
-    "What a request must match, from a vlaos paradigm: num_views, history, proprio_dim, action_dim, chunk_size."
+    "What a request must match, from a vlaos paradigm: num_views, history, proprio_dim, action_dim, chunk_size, three_d_views (0: no point maps)."
     c = model.cfg
     return {"num_views": int(c.num_views), "history": int(c.history), "proprio_dim": int(c.proprio_dim),
-            "action_dim": int(c.action_dim), "chunk_size": int(c.chunk_size)}
+            "action_dim": int(c.action_dim), "chunk_size": int(c.chunk_size),
+            "three_d_views": int(c.three_d_tokenizer.views) if getattr(c, "three_d", False) else 0}
 
 def parse_request(message:dict, # a decoded request (array maps not yet unpacked)
                   spec:dict, # `model_spec(model)`
@@ -110,6 +111,20 @@ def parse_request(message:dict, # a decoded request (array maps not yet unpacked
     D, H = spec["proprio_dim"], spec["history"]
     if p.shape not in ((D,), (H, D)): raise ProtocolError("bad_shape", "proprio", f"'proprio' must be [{D}] or [{H}, {D}], got {list(p.shape)}")
     if not np.isfinite(p).all(): raise ProtocolError("bad_value", "proprio", "'proprio' holds NaN or Inf")
+    V, pms = spec.get("three_d_views", 0), []
+    if V:  # a 3D model: the world point maps of the lifted cameras
+        if "point_maps" not in message:
+            raise ProtocolError("missing_field", "point_maps", f"this model (model.three_d) needs 'point_maps': {V} float arrays "
+                                "[H, W, 3] of world points in metres, NaN where no surface")
+        if not isinstance(message["point_maps"], list) or len(message["point_maps"]) != V:
+            raise ProtocolError("bad_shape", "point_maps", f"'point_maps' must be a list of {V} arrays (three_d_views={V})")
+        for i, m in enumerate(message["point_maps"]):
+            f = f"point_maps[{i}]"; a = unpack_array(m, f)
+            if a.dtype.kind != "f": raise ProtocolError("bad_dtype", f, f"'{f}' must be float32 or float64, got {a.dtype}")
+            if a.ndim != 3 or a.shape[2] != 3 or not (1 <= a.shape[0] <= MAX_IMAGE_SIDE and 1 <= a.shape[1] <= MAX_IMAGE_SIDE):
+                raise ProtocolError("bad_shape", f, f"'{f}' must be [H, W, 3] with 1 <= H, W <= {MAX_IMAGE_SIDE}, got {list(a.shape)}")
+            if np.isinf(a).any(): raise ProtocolError("bad_value", f, f"'{f}' holds Inf (mark pixels without a surface with NaN)")
+            pms.append(a.astype(np.float32))
     ins = message["instruction"]
     if not isinstance(ins, str): raise ProtocolError("bad_type", "instruction", f"'instruction' must be a string, got {type(ins).__name__}")
     if not ins.strip(): raise ProtocolError("bad_value", "instruction", "'instruction' is empty")
@@ -117,7 +132,9 @@ def parse_request(message:dict, # a decoded request (array maps not yet unpacked
     if seed is not None:
         if not isinstance(seed, int) or isinstance(seed, bool): raise ProtocolError("bad_type", "seed", f"'seed' must be an int, got {type(seed).__name__}")
         if not 0 <= seed < 2**63: raise ProtocolError("bad_value", "seed", f"'seed' must be in [0, 2**63), got {seed}")
-    return {"images": images, "proprio": p.astype(np.float32), "instruction": ins}, seed
+    obs = {"images": images, "proprio": p.astype(np.float32), "instruction": ins}
+    if V: obs["point_maps"] = pms
+    return obs, seed
 
 # %% ../../nbs/31_serve.ipynb
 def _json_default(o): return o.item() if isinstance(o, np.generic) else str(o)
@@ -277,6 +294,7 @@ class PolicyClient:
         self._ids += 1
         msg = {"type": "infer", "id": self._ids, "images": [np.asarray(im) for im in observation["images"]],
                "proprio": np.asarray(observation["proprio"]), "instruction": observation["instruction"]}
+        if "point_maps" in observation: msg["point_maps"] = [np.asarray(p) for p in observation["point_maps"]]
         if seed is not None: msg["seed"] = int(seed)
         reply = self.request(msg)
         if reply.get("type") == "error": raise PolicyServerError(reply.get("code"), reply.get("field"), reply.get("message"))
@@ -308,14 +326,22 @@ class ObservationWindow:
     """The model observation of the last `history` env observations: frames view-major, proprio float32 [history, D];
     the first frame repeated until the history fills. Torch-free twin of `vlaos.evaluate.ChunkedPolicy.observation`
     (tested equal), so the robot computer needs no torch."""
-    def __init__(self, history:int, view_keys=("image", "wrist_image")):
-        self.history, self.view_keys = int(history), list(view_keys); self.reset()
+    def __init__(self, history:int, view_keys=("image", "wrist_image"),
+                 point_map_keys=()): # env observation keys of the lifted cameras' point maps (a 3D model: ('point_map',), ...)
+        self.history, self.view_keys, self.point_map_keys = int(history), list(view_keys), list(point_map_keys); self.reset()
     def reset(self): self.frames, self.proprios = deque(maxlen=self.history), deque(maxlen=self.history)
     def __call__(self, obs:dict) -> dict:
         self.frames.append([obs[k] for k in self.view_keys]); self.proprios.append(np.asarray(obs["state"], np.float32))
         while len(self.frames) < self.history: self.frames.appendleft(self.frames[0]); self.proprios.appendleft(self.proprios[0])
         images = [self.frames[h][v] for v in range(len(self.view_keys)) for h in range(self.history)]  # view-major
-        return {"images": images, "proprio": np.stack(self.proprios), "instruction": obs["instruction"]}
+        out = {"images": images, "proprio": np.stack(self.proprios), "instruction": obs["instruction"]}
+        if self.point_map_keys: out["point_maps"] = [obs[k] for k in self.point_map_keys]   # the latest frame's
+        return out
+
+def _window(spec:dict, view_keys=None) -> ObservationWindow:
+    "The `ObservationWindow` a served model's `spec` asks for (views, history, point maps of a 3D model)."
+    return ObservationWindow(spec["history"], view_keys or ("image", "wrist_image")[:spec["num_views"]],
+                             ("point_map", "wrist_point_map")[:spec.get("three_d_views", 0)])
 
 class ControlClock:
     """Fixed control rate: `wait()` sleeps to the next tick (1/fps s after the last); a late tick restarts the schedule
@@ -373,7 +399,7 @@ def run_episode_sync(client:PolicyClient, env, # a connected client; an env with
     (s), completion_s (wall time at success, or None), requests, idle_s (time blocked waiting for a chunk), late_s (the
     control schedule's slip: the part of the waiting that did not fit in a control period), mean round trip and model ms."""
     spec = client.spec
-    win = ObservationWindow(spec["history"], view_keys or ("image", "wrist_image")[:spec["num_views"]])
+    win = _window(spec, view_keys)
     clock, queue = ControlClock(fps), deque()
     requests, idle, lat, mms, success, t_success = 0, 0.0, [], [], False, None
     client.reset(); obs = env.reset(seed=seed); t0 = time.perf_counter(); t = 0
@@ -399,7 +425,7 @@ def run_episode_async(client:PolicyClient, env, seed:int, max_steps:int=200, fps
     `run_episode_sync` does, plus `stale_actions` (actions that arrived after their step had run)."""
     if not 0 <= chunk_size_threshold <= 1: raise ValueError(f"chunk_size_threshold must be in [0, 1], got {chunk_size_threshold}")
     spec = client.spec
-    win = ObservationWindow(spec["history"], view_keys or ("image", "wrist_image")[:spec["num_views"]])
+    win = _window(spec, view_keys)
     clock, queue, pool = ControlClock(fps), {}, ThreadPoolExecutor(1, thread_name_prefix="vlaos-client")
     requests, idle, stale, lat, mms, success, t_success = 0, 0.0, 0, [], [], False, None
     inflight = None  # (t_obs, future)
@@ -536,6 +562,9 @@ def serve_benchmark(checkpoint:str="runs/study_recipes/pi0/seed42", # run dir or
                     if env is None:
                         env = MetaWorldEnv(task, image_size=h["observation_image_size"] or h["model"]["image_size"],
                                            cameras=tuple(h["observation_cameras"] or ("corner2", "gripperPOV"))[:views], max_episode_steps=max_steps)
+                        if h["model"].get("three_d_views"):  # a 3D model: observations carry the lifted cameras' point maps
+                            from vlaos.envs.depth import PointMapEnv
+                            env = PointMapEnv(env, h["model"]["three_d_views"])
                     eps = []
                     for i in range(episodes):  # alternate the order so that a drift in machine load hits both modes alike
                         runs = [("sync", lambda: run_episode_sync(client, env, seed + i, max_steps, fps, execute_steps)),
@@ -547,7 +576,7 @@ def serve_benchmark(checkpoint:str="runs/study_recipes/pi0/seed42", # run dir or
                     setups.append({"added_latency_ms": extra, "summary": {m: _summary([r for r in eps if r["mode"] == m]) for m in ("sync", "async")},
                                    "episodes": eps})
                     if extra == 0 and load is None:
-                        obs = ObservationWindow(h["model"]["history"], ("image", "wrist_image")[:views])(env.reset(seed=seed))
+                        obs = _window(h["model"])(env.reset(seed=seed))
                         load = load_test(url, obs, load_clients, load_requests)
             finally: proc.terminate(); proc.wait(30)
     finally:

@@ -9,12 +9,13 @@ os.environ.setdefault('MUJOCO_GL', 'egl')  # headless offscreen rendering; must 
 import math
 import numpy as np
 import mujoco
-from .metaworld import make_renderer, camera_id, camera_is_rolled, project_points
+from .metaworld import make_renderer, camera_id, camera_is_rolled, project_points, make_metaworld_env, DEFAULT_CAMERAS
+from ..data.images import depth_to_points   # pure numpy: shared with the data loader (re-exported here)
 
 # %% auto 0
-__all__ = ['DEPTH_PREFIXES', 'depth_planes', 'zbuffer_to_depth', 'depth_to_zbuffer', 'render_depth', 'valid_depth',
-           'camera_intrinsics', 'camera_extrinsics', 'depth_to_points', 'world_to_pixel', 'point_cloud', 'encode_depth',
-           'decode_depth', 'depth_step_fields', 'stack_depth_fields']
+__all__ = ['DEPTH_PREFIXES', 'POINT_MAP_KEYS', 'depth_planes', 'zbuffer_to_depth', 'depth_to_zbuffer', 'render_depth',
+           'valid_depth', 'camera_intrinsics', 'camera_extrinsics', 'world_to_pixel', 'point_cloud', 'encode_depth',
+           'decode_depth', 'depth_step_fields', 'stack_depth_fields', 'PointMapEnv', 'make_point_map_env']
 
 # %% ../../nbs/32_depth.ipynb
 def depth_planes(model:mujoco.MjModel) -> tuple[float, float]:
@@ -86,18 +87,6 @@ def camera_extrinsics(model:mujoco.MjModel, data:mujoco.MjData, camera:str,
     return T
 
 # %% ../../nbs/32_depth.ipynb
-def depth_to_points(depth,        # float [H, W] planar depth in metres (upright image)
-                    K,            # float [3, 3] intrinsics (`camera_intrinsics`)
-                    T_wc,         # float [4, 4] camera-to-world (`camera_extrinsics`)
-                   ) -> np.ndarray:  # float32 [H, W, 3] world xyz of every pixel centre
-    "Back-project a depth map to world points; `ValueError` for a depth that is not 2-D."
-    depth = np.asarray(depth, dtype=np.float64)
-    if depth.ndim != 2: raise ValueError(f"depth must be [H, W], got {depth.shape}")
-    H, W = depth.shape
-    u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)            # [H, W] pixel centres
-    cam = np.stack([(u - K[0, 2]) / K[0, 0] * depth, (v - K[1, 2]) / K[1, 1] * depth, depth], -1)   # [H, W, 3]
-    return (cam @ np.asarray(T_wc)[:3, :3].T + np.asarray(T_wc)[:3, 3]).astype(np.float32)
-
 def world_to_pixel(points,        # float [N, 3] world points
                    K, T_wc,       # intrinsics and camera-to-world, as in `depth_to_points`
                   ) -> tuple[np.ndarray, np.ndarray]:  # (float [N, 2] (u, v) continuous pixel coords, float [N] depth)
@@ -176,3 +165,29 @@ def stack_depth_fields(steps:list[dict]) -> dict:
     keys = set(steps[0])
     if any(set(s) != keys for s in steps): raise ValueError("steps have different depth fields")
     return {k: np.stack([s[k] for s in steps]) for k in steps[0]}
+
+# %% ../../nbs/32_depth.ipynb
+POINT_MAP_KEYS = ('point_map', 'wrist_point_map')   # observation keys of the first and second camera's point maps
+
+class PointMapEnv:
+    "A `MetaWorldEnv` whose observations also hold the world point maps of its first `views` cameras (`POINT_MAP_KEYS`)."
+    def __init__(self, env,            # `MetaWorldEnv` rendering images
+                 views:int=1):         # cameras lifted, 1 or 2
+        if not 1 <= views <= min(2, len(env.cameras)): raise ValueError(f"views must be 1..{min(2, len(env.cameras))}, got {views}")
+        self.env, self.views = env, int(views)
+    def _add(self, obs:dict) -> dict:
+        for key, cam in zip(POINT_MAP_KEYS, self.env.cameras[:self.views]):
+            pc = point_cloud(self.env, cam, flat=False, rgb=False)
+            obs[key] = np.where(pc['valid'][..., None], pc['xyz'], np.nan).astype(np.float32)
+        return obs
+    def reset(self, seed:int|None=None) -> dict: return self._add(self.env.reset(seed=seed))
+    def step(self, action):
+        obs, *rest = self.env.step(action)
+        return (self._add(obs), *rest)
+    def close(self): self.env.close()
+    def __getattr__(self, name): return getattr(self.env, name)   # task, cameras, model, data, image_size, ...
+
+def make_point_map_env(task:str, seed:int, image_size:int, max_episode_steps:int=200, cameras:tuple=DEFAULT_CAMERAS,
+                       views:int=1) -> PointMapEnv:
+    "`make_env(task, seed, image_size)` factory of `vlaos.evaluate` for 3D models: `make_metaworld_env` + point maps."
+    return PointMapEnv(make_metaworld_env(task, seed, image_size, max_episode_steps, cameras), views)

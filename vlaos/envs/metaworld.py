@@ -6,7 +6,7 @@
 from __future__ import annotations
 import os
 os.environ.setdefault('MUJOCO_GL', 'egl')  # headless offscreen rendering; must be set before mujoco is imported
-import json, math, shutil, time, warnings, importlib, multiprocessing as mp
+import json, math, shutil, sys, time, warnings, importlib, multiprocessing as mp
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,11 +19,12 @@ from tqdm.auto import tqdm
 # %% auto 0
 __all__ = ['MT10_TASKS', 'METAWORLD_INSTRUCTIONS', 'METAWORLD_DIFFICULTY', 'DEFAULT_CAMERAS', 'GRIPPER_BODIES', 'TASK_SPECS',
            'DEFAULT_MAX_STEPS', 'DEFAULT_STEPS_AFTER_SUCCESS', 'DATASET_VERSION', 'EPISODE_FORMAT', 'RETRY_SEED_STRIDE',
-           'check_task', 'task_group', 'parse_tasks', 'make_renderer', 'camera_id', 'camera_is_rolled', 'MetaWorldEnv',
-           'make_metaworld_env', 'project_points', 'segmentation_bodies', 'expert_policy', 'expert_action', 'TaskSpec',
-           'task_spec', 'move_primitive', 'describe_offset', 'PlanningAnnotator', 'collect_episode', 'plot_episode',
-           'episode_seed', 'save_episode', 'load_episode', 'episode_to_rlds', 'rlds_features', 'episode_cache_dir',
-           'collect_to_cache', 'write_rlds_dataset', 'build_metaworld_dataset', 'main']
+           'DEPTH_FIELDS', 'check_task', 'task_group', 'parse_tasks', 'make_renderer', 'camera_id', 'camera_is_rolled',
+           'MetaWorldEnv', 'make_metaworld_env', 'project_points', 'segmentation_bodies', 'expert_policy',
+           'expert_action', 'TaskSpec', 'task_spec', 'move_primitive', 'describe_offset', 'PlanningAnnotator',
+           'collect_episode', 'plot_episode', 'episode_seed', 'save_episode', 'load_episode', 'episode_to_rlds',
+           'rlds_features', 'episode_cache_dir', 'collect_to_cache', 'write_rlds_dataset', 'build_metaworld_dataset',
+           'main']
 
 # %% ../../nbs/11_metaworld.ipynb
 MT10_TASKS = ['reach-v3', 'push-v3', 'pick-place-v3', 'door-open-v3', 'drawer-open-v3', 'drawer-close-v3',
@@ -524,6 +525,7 @@ def collect_episode(task:str,                  # Meta-World v3 task name
                     policy=None,               # obs dict -> action [4] acting instead of the expert (DAgger, notebook 19b); None = the expert
                     beta:float=0.0,            # with `policy`: probability that the expert acts at a step
                     rng:np.random.Generator|None=None,  # stream of the beta draws (default seeded by `seed`)
+                    depth:bool=False,          # also record depth and camera matrices of both cameras (`vlaos.envs.depth`)
                    ) -> dict:
     """One scripted-expert episode with images and planning annotations. With `policy`, an episode of the mixture of
     `policy` and the expert (the expert acts with probability `beta` at each step), still labelled with the expert's
@@ -533,16 +535,22 @@ def collect_episode(task:str,                  # Meta-World v3 task name
     [T, 4], `raw_obs` float32 [T, 39], `action` float32 [T, 4] (clipped, as executed), `reward` float32 [T],
     `step_success` bool [T] (`info['success']` after the step), `subtask_index` int [T], and `annotations` (dict of
     [T] string arrays and float32 pixel arrays, see `PlanningAnnotator`); plus `task`, `seed`, `instruction`,
-    `success` (reached success), `first_success_step` (-1 if never) and `num_steps`."""
+    `success` (reached success), `first_success_step` (-1 if never) and `num_steps`. With `depth`, also the fields of
+    `vlaos.envs.depth.depth_step_fields` for the state each step's images show (before its action): `depth`, `wrist_depth`
+    uint16 [T, H, W] (planar depth in millimetres, 0 = no surface, upright like `image` / `wrist_image`),
+    `camera_intrinsics`, `wrist_camera_intrinsics` float32 [T, 3, 3] and `camera_extrinsics`, `wrist_camera_extrinsics`
+    float32 [T, 4, 4] (camera to world, OpenCV axes of the upright image)."""
     max_steps = int(max_steps or DEFAULT_MAX_STEPS)
+    if depth: from vlaos.envs.depth import depth_step_fields, stack_depth_fields  # here, not at the top: vlaos.envs.depth imports this module
     env = MetaWorldEnv(task, seed=seed, image_size=image_size, cameras=cameras, max_episode_steps=max_steps)
     try:
         expert, annotator = expert_policy(task), PlanningAnnotator(env)
-        obs, rec, anns, first_success = env.reset(seed=seed), [], [], -1
+        obs, rec, anns, depths, first_success = env.reset(seed=seed), [], [], [], -1
         rng = rng if rng is not None else np.random.default_rng(seed)
         for t in range(max_steps):
             action = expert_action(expert, env.raw_obs)
             anns.append(annotator(obs['raw_obs'], action))
+            if depth: depths.append(depth_step_fields(env))    # the state of obs['image']: before env.step
             executed = action if policy is None or rng.random() < beta else np.clip(np.asarray(policy(obs), np.float32).reshape(4), -1, 1)
             nxt, reward, terminated, truncated, info = env.step(executed)
             rec.append((obs, action, reward, info['success'], executed))
@@ -557,6 +565,7 @@ def collect_episode(task:str,                  # Meta-World v3 task name
           'reward': np.array([r[2] for r in rec], np.float32), 'step_success': np.array([r[3] for r in rec], bool),
           'subtask_index': np.array([a.pop('subtask_index') for a in anns], np.int64)}
     if len(cameras) > 1: ep['wrist_image'] = stack('wrist_image')
+    if depth: ep.update(stack_depth_fields(depths))
     if policy is not None: ep.update(executed_action=np.stack([r[4] for r in rec]).astype(np.float32), beta=float(beta))
     ep['annotations'] = {k: (np.array([a[k] for a in anns]) if isinstance(anns[0][k], (str, list))
                              else np.stack([a[k] for a in anns]).astype(np.float32)) for k in anns[0]}
@@ -623,13 +632,19 @@ def load_episode(path) -> dict:
             else: out[k] = v
     return out
 
+DEPTH_FIELDS = ('depth', 'wrist_depth', 'camera_intrinsics', 'wrist_camera_intrinsics',
+                'camera_extrinsics', 'wrist_camera_extrinsics')   # observation fields of `collect_episode(depth=True)`
+
 def episode_to_rlds(ep:dict,          # episode from `collect_episode` / `load_episode`
                     episode_id:int,   # running index stored in the metadata
                    ) -> dict:
-    "The RLDS example (nested dict of numpy arrays) of one episode, following the step schema above."
+    "The RLDS example (nested dict of numpy arrays) of one episode, following the step schema above (depth fields when `ep` has them)."
     T = int(ep['num_steps']); ann = ep['annotations']; idx = np.arange(T)
+    obs = {'image': ep['image'], 'wrist_image': ep['wrist_image'], 'state': ep['state']}
+    for k in DEPTH_FIELDS:
+        if k in ep: obs[k] = ep[k][..., None] if k.endswith('depth') else ep[k]   # depth [T, H, W] -> [T, H, W, 1] (an image)
     return {'steps': {
-                'observation': {'image': ep['image'], 'wrist_image': ep['wrist_image'], 'state': ep['state']},
+                'observation': obs,
                 'action': ep['action'], 'reward': ep['reward'], 'discount': np.ones(T, np.float32),
                 'is_first': idx == 0, 'is_last': idx == T - 1, 'is_terminal': (idx == T - 1) & bool(ep['success']),
                 'language_instruction': [ep['instruction']] * T,
@@ -640,16 +655,22 @@ def episode_to_rlds(ep:dict,          # episode from `collect_episode` / `load_e
                                  'success': bool(ep['success'])}}
 
 def rlds_features(image_size:int=128,        # square image side in pixels
-                  image_encoding:str='png',  # 'png' (lossless) or 'jpeg' (~5x smaller)
+                  image_encoding:str='png',  # 'png' (lossless) or 'jpeg' (~5x smaller); depth is always PNG
+                  depth:bool=False,          # add the depth fields (`DEPTH_FIELDS`)
                  ):
     "The `tfds.features.FeaturesDict` of the Meta-World RLDS dataset (schema table above)."
     import tensorflow_datasets as tfds
     F = tfds.features
     image = lambda: F.Image(shape=(image_size, image_size, 3), dtype=np.uint8, encoding_format=image_encoding)
     vec = lambda *shape, **kw: F.Tensor(shape=shape, dtype=np.float32, **kw)
+    obs = {'image': image(), 'wrist_image': image(), 'state': vec(4)}
+    if depth:
+        for p in ('', 'wrist_'):   # uint16 millimetres as a 16-bit PNG: lossless
+            obs.update({f'{p}depth': F.Image(shape=(image_size, image_size, 1), dtype=np.uint16, encoding_format='png'),
+                        f'{p}camera_intrinsics': vec(3, 3), f'{p}camera_extrinsics': vec(4, 4)})
     return F.FeaturesDict({
         'steps': F.Dataset({
-            'observation': F.FeaturesDict({'image': image(), 'wrist_image': image(), 'state': vec(4)}),
+            'observation': F.FeaturesDict(obs),
             'action': vec(4), 'reward': F.Scalar(dtype=np.float32), 'discount': F.Scalar(dtype=np.float32),
             'is_first': F.Scalar(dtype=np.bool_), 'is_last': F.Scalar(dtype=np.bool_), 'is_terminal': F.Scalar(dtype=np.bool_),
             'language_instruction': F.Text(),
@@ -664,10 +685,12 @@ def rlds_features(image_size:int=128,        # square image side in pixels
     })
 
 # %% ../../nbs/11_metaworld.ipynb
-def episode_cache_dir(out_dir, image_size:int, max_steps:int, steps_after_success:int, cameras:tuple=DEFAULT_CAMERAS) -> Path:
-    "Folder of the cached episodes of one collection setting."
+def episode_cache_dir(out_dir, image_size:int, max_steps:int, steps_after_success:int, cameras:tuple=DEFAULT_CAMERAS,
+                      depth:bool=False) -> Path:
+    "Folder of the cached episodes of one collection setting (suffix `_depth` for episodes recorded with depth)."
     cams = '' if tuple(cameras) == DEFAULT_CAMERAS else '_' + '+'.join(cameras)
-    return Path(out_dir) / '.episodes' / f'v{EPISODE_FORMAT}_{image_size}px_max{max_steps}_after{steps_after_success}{cams}'
+    suffix = cams + ('_depth' if depth else '')
+    return Path(out_dir) / '.episodes' / f'v{EPISODE_FORMAT}_{image_size}px_max{max_steps}_after{steps_after_success}{suffix}'
 
 def _cache_path(cache_dir, task, index, base_seed) -> Path:
     return Path(cache_dir) / f'{task}_{episode_seed(base_seed, index)}.npz'
@@ -676,12 +699,13 @@ def _cached_summary(path) -> dict:
     with np.load(path) as z: return {k: z[k].item() for k in ['task', 'episode_index', 'seed', 'success', 'num_steps', 'attempts']}
 
 def collect_to_cache(task:str, index:int, base_seed:int, image_size:int, max_steps:int, steps_after_success:int,
-                     max_retries:int, cache_dir:str, cameras:tuple=DEFAULT_CAMERAS) -> str:
+                     max_retries:int, cache_dir:str, cameras:tuple=DEFAULT_CAMERAS, depth:bool=False) -> str:
     "Collect episode `index` of `task` (retrying failed experts with new seeds) into `cache_dir` unless there; returns the path."
     path = _cache_path(cache_dir, task, index, base_seed)
     if not path.exists():
         for attempt in range(max_retries + 1):
-            ep = collect_episode(task, episode_seed(base_seed, index, attempt), image_size, max_steps, steps_after_success, tuple(cameras))
+            ep = collect_episode(task, episode_seed(base_seed, index, attempt), image_size, max_steps, steps_after_success,
+                                 tuple(cameras), depth=depth)
             if ep['success']: break
         ep.update(episode_index=index, attempts=attempt + 1)
         save_episode(ep, path)
@@ -696,10 +720,16 @@ def write_rlds_dataset(out_dir,                 # TFDS data_dir
                        image_encoding:str='png',
                        description:str='Meta-World v3 scripted-expert demonstrations with planning annotations (vlaos)',
                        progress:bool=True,      # TFDS progress bars
+                       depth:bool=False,        # the episodes carry depth fields (`collect_episode(depth=True)`)
                       ) -> Path:
     """Write cached episodes as the RLDS TFDS dataset `out_dir/name/1.0.0` (split 'train'), one episode in memory at a time.
 
-    Imports TensorFlow: call it in a process that does not render with MuJoCo (see "Processes" above)."""
+    Imports TensorFlow: call it in a process that does not render with MuJoCo (see "Processes" above). Raises
+    `ValueError` when an episode has depth fields and `depth` is False, or the other way round."""
+    for p in episode_paths:                                  # before TensorFlow: reads the npz directories only
+        with np.load(p) as z:
+            if ('depth' in z.files) != bool(depth):
+                raise ValueError(f"{p} {'has' if 'depth' in z.files else 'has no'} depth fields, but depth={depth}")
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     import tensorflow_datasets as tfds
     from absl import logging as absl_logging
@@ -711,26 +741,30 @@ def write_rlds_dataset(out_dir,                 # TFDS data_dir
             ep = load_episode(p)
             yield f"{ep['task']}_{int(ep['episode_index']):05d}", episode_to_rlds(ep, eid)
     builder = tfds.dataset_builders.store_as_tfds_dataset(
-        name=name, version=DATASET_VERSION, features=rlds_features(image_size, image_encoding),
+        name=name, version=DATASET_VERSION, features=rlds_features(image_size, image_encoding, depth),
         split_datasets={'train': examples()}, data_dir=out_dir, disable_shuffling=True, description=description)
     dl = out_dir / 'downloads'
     if dl.exists() and not any(p.is_file() for p in dl.rglob('*')): shutil.rmtree(dl)   # empty folder TFDS leaves
     return Path(builder.data_dir)
 
 def _importable(fn):
-    "`fn` itself when importable by reference (spawned processes need that), else its copy in the exported module."
+    """`fn` itself when spawned processes can import it by reference, else its copy in the exported module (`fn` defined in
+    a notebook). Under `python -m vlaos.envs.metaworld` this module *is* `__main__`, which spawned processes re-create
+    from its module name, so `fn` is returned: importing the module a second time here would run `main` again inside that
+    import, and deadlock (see "Command line")."""
     if fn.__module__ not in (None, '__main__') and not fn.__module__.startswith('__'): return fn
+    if getattr(getattr(sys.modules.get('__main__'), '__spec__', None), 'name', None) == 'vlaos.envs.metaworld': return fn
     try: return getattr(importlib.import_module('vlaos.envs.metaworld'), fn.__name__)
     except ImportError as e:
         raise ImportError("worker processes import vlaos.envs.metaworld: install the package (pip install -e .)") from e
 
 # %% ../../nbs/11_metaworld.ipynb
 def _manifest(tasks, episodes_per_task, image_size, seed, max_steps, steps_after_success, max_retries, image_encoding,
-              cameras=DEFAULT_CAMERAS):
+              cameras=DEFAULT_CAMERAS, depth=False):
     return dict(schema='vlaos-metaworld-rlds', version=DATASET_VERSION, episode_format=EPISODE_FORMAT, tasks=list(tasks), episodes_per_task=int(episodes_per_task),
                 image_size=int(image_size), seed=int(seed), max_steps=int(max_steps),
                 steps_after_success=int(steps_after_success), max_retries=int(max_retries), image_encoding=image_encoding,
-                cameras=list(cameras))
+                cameras=list(cameras), depth=bool(depth))
 
 def build_metaworld_dataset(out_dir,                       # TFDS data_dir; the dataset goes to out_dir/name/1.0.0
                             tasks='mt10',                  # 'mt10', 'mt50', comma-separated names or a list
@@ -745,6 +779,7 @@ def build_metaworld_dataset(out_dir,                       # TFDS data_dir; the 
                             image_encoding:str='png',      # 'png' or 'jpeg'
                             progress:bool=True,            # show a tqdm bar
                             cameras:tuple=DEFAULT_CAMERAS, # (primary, wrist) cameras; recorded in the manifest, training saves them with the model and vlaos_eval renders them
+                            depth:bool=False,              # also store depth (uint16 mm) and camera intrinsics / extrinsics of both cameras
                            ) -> Path:                      # the dataset directory, for `tfds.builder_from_directory`
     """Collect scripted-expert episodes with planning annotations and write them as an RLDS TFDS dataset (split 'train').
 
@@ -761,15 +796,15 @@ def build_metaworld_dataset(out_dir,                       # TFDS data_dir; the 
     cameras = tuple(cameras.split(',') if isinstance(cameras, str) else cameras)
     with MetaWorldEnv(tasks[0], render_images=False, cameras=cameras): pass  # fail now on an unknown camera name
     manifest = _manifest(tasks, episodes_per_task, image_size, seed, max_steps, steps_after_success, max_retries, image_encoding,
-                         cameras)
+                         cameras, depth)
     mpath = ds_dir / 'vlaos_manifest.json'
     if mpath.exists() and (ds_dir / 'dataset_info.json').exists():
-        old = json.loads(mpath.read_text())
+        old = {'depth': False, **json.loads(mpath.read_text())}   # manifests older than the depth option: no depth
         if {k: v for k, v in old.items() if k not in ('episodes', 'collect_seconds', 'build_seconds')} == manifest: return ds_dir
     ctx, t0 = mp.get_context('spawn'), time.time()
     # 1. collect the missing episodes into the cache, in spawned processes
-    cache = episode_cache_dir(out_dir, image_size, max_steps, steps_after_success, cameras)
-    jobs = [(t, i, seed, image_size, max_steps, steps_after_success, max_retries, str(cache), cameras)
+    cache = episode_cache_dir(out_dir, image_size, max_steps, steps_after_success, cameras, depth)
+    jobs = [(t, i, seed, image_size, max_steps, steps_after_success, max_retries, str(cache), cameras, depth)
             for t in tasks for i in range(episodes_per_task)]
     todo = [j for j in jobs if not _cache_path(cache, j[0], j[1], seed).exists()]
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc='expert episodes', disable=not progress) as bar:
@@ -783,7 +818,7 @@ def build_metaworld_dataset(out_dir,                       # TFDS data_dir; the 
     with ctx.Pool(1) as pool:
         pool.apply(_importable(write_rlds_dataset), (out_dir, name, paths, image_size, image_encoding,
                    f"Meta-World v3 scripted-expert demonstrations with planning annotations (vlaos); tasks: {', '.join(tasks)}",
-                   progress))
+                   progress, depth))
         pool.close(); pool.join()
     manifest['episodes'] = [_cached_summary(p) for p in paths]
     manifest.update(collect_seconds=round(collect_s, 1), build_seconds=round(time.time() - t0, 1))
@@ -803,9 +838,10 @@ def main(tasks:str='mt10',                 # comma-separated task names, 'mt10' 
          name:str='metaworld',             # TFDS dataset name
          image_encoding:str='png',         # 'png' (lossless) or 'jpeg'
          cameras:str=','.join(DEFAULT_CAMERAS),  # primary[,wrist] MuJoCo cameras, e.g. corner3,gripperPOV
+         depth:bool=False,                 # also store depth (uint16 mm, 16-bit PNG) and camera intrinsics / extrinsics
         ):
     "Build a Meta-World RLDS dataset of scripted-expert demonstrations with planning annotations."
     path = build_metaworld_dataset(out, tasks, episodes, image_size=image_size, seed=seed, workers=workers, name=name,
                                    max_steps=max_steps, steps_after_success=steps_after_success, image_encoding=image_encoding,
-                                   cameras=tuple(cameras.split(',')))
+                                   cameras=tuple(cameras.split(',')), depth=depth)
     print(path)  # nothing returned: a console script exits with main's return value

@@ -11,7 +11,7 @@ import gymnasium as gym
 __all__ = ['OBS_KEYS', 'GymEnv', 'make_vector_env']
 
 # %% ../../nbs/11c_vector_envs.ipynb
-OBS_KEYS = ("image", "wrist_image", "state")  # observation arrays passed through the vector env
+OBS_KEYS = ("image", "wrist_image", "state", "point_map", "wrist_point_map")  # observation arrays passed through the vector env
 
 class GymEnv(gym.Env):
     "A vlaos environment as a `gymnasium.Env` (see above); built inside the worker process by `make_env(task, seed, image_size)`."

@@ -107,10 +107,12 @@ class ActionExpertLayer(nn.Module):
 class ActionContext:
     """What is fixed for one observation: the expert's mask [B, 1, T, L+T] and the VLM K/V of every layer, either
     projected (`kv`: one (k, v) pair [B, H, L, d] per layer) or raw (`raw`: keys and values [num_layers, B, L, kv_dim],
-    with the `layers` that project them; `kv` then projects them on first use, once). `ValueError` if neither is given."""
-    def __init__(self, kv: list|None=None, mask: torch.Tensor|None=None, raw: tuple|None=None, layers=None):
+    with the `layers` that project them; `kv` then projects them on first use, once), and `extra`: tokens [B, E, hidden]
+    the expert carries beside proprio (e.g. the 3D tokenizer's, notebook 32a), or None. `ValueError` if neither K/V is given."""
+    def __init__(self, kv: list|None=None, mask: torch.Tensor|None=None, raw: tuple|None=None, layers=None,
+                 extra: torch.Tensor|None=None):
         if kv is None and (raw is None or layers is None): raise ValueError("ActionContext needs kv, or raw K/V and the layers")
-        self._kv, self.mask, self.raw, self.layers = kv, mask, raw, layers
+        self._kv, self.mask, self.raw, self.layers, self.extra = kv, mask, raw, layers, extra
         self._bias = None
 
     @property
@@ -132,26 +134,29 @@ class ActionContext:
 
     def repeat(self, n: int):
         "The same context repeated n times along the batch (e.g. several action samples per observation)."
+        extra = None if self.extra is None else self.extra.repeat_interleave(n, 0)
         if self._kv is None:
-            return ActionContext(None, self.mask.repeat_interleave(n, 0), tuple(x.repeat_interleave(n, 1) for x in self.raw), self.layers)
+            return ActionContext(None, self.mask.repeat_interleave(n, 0), tuple(x.repeat_interleave(n, 1) for x in self.raw), self.layers,
+                                 extra)
         return ActionContext([(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in self._kv],
-                             self.mask.repeat_interleave(n, 0))
+                             self.mask.repeat_interleave(n, 0), extra=extra)
 
 class ActionHead(nn.Module):
     "Action expert over the VLM K/V; flow-matching or regression objective (VLA-OS `action_head.py`)."
     def __init__(self, cfg: ActionHeadConfig,
                  num_layers: int, # = LLM layers; expert layer i reads LLM layer i
                  vlm_kv_dim: int, # num_kv_heads * head_dim of the LLM
-                 action_dim: int, chunk_size: int, proprio_dim: int, history: int=1):
+                 action_dim: int, chunk_size: int, proprio_dim: int, history: int=1,
+                 num_extra_tokens: int=0): # E: tokens given with the context (`ActionContext.extra`), placed after proprio (VLA-OS: the 3D tokens)
         super().__init__()
         if cfg.objective not in ("flow_matching", "l1", "l2"):
             raise ValueError(f"model.action_head.objective={cfg.objective!r}; choose 'flow_matching', 'l1' or 'l2'")
         self.cfg, d = cfg, cfg.hidden_size
-        self.action_dim, self.chunk_size, self.history = action_dim, chunk_size, history
+        self.action_dim, self.chunk_size, self.history, self.num_extra_tokens = action_dim, chunk_size, history, num_extra_tokens
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
         self.proprio_in = nn.Linear(proprio_dim, d)
         self.action_in = nn.Linear(action_dim, d)
-        self.pos = nn.Parameter(torch.randn(1, 1 + history + chunk_size, d) * 0.02)  # learned positions of expert tokens
+        self.pos = nn.Parameter(torch.randn(1, 1 + history + num_extra_tokens + chunk_size, d) * 0.02)  # learned positions of expert tokens
         self.layers = nn.ModuleList([ActionExpertLayer(d, cfg.num_heads, vlm_kv_dim, cfg.mlp_ratio, cfg.dropout)
                                      for _ in range(num_layers)])
         self.norm = nn.RMSNorm(d)
@@ -159,37 +164,47 @@ class ActionHead(nn.Module):
         self.path = CondOTPath()
 
     @property
-    def num_tokens(self): return 1 + self.history + self.chunk_size
+    def num_tokens(self): return 1 + self.history + self.num_extra_tokens + self.chunk_size
 
     def _mask_rows(self, L: int, device) -> torch.Tensor:
         "Bool [T, L+T]: the expert queries' rows of the block-wise mask for a prefix of L tokens, built once per (L, device)."
         cache = self.__dict__.setdefault("_mask_rows_cache", {})
         key = (L, str(device))
         if key not in cache:
-            # blocks: [VLM prefix (causal) | time + proprio (bidirectional) | action chunk (bidirectional)]
-            cache[key] = blockwise_causal_mask([L, 1 + self.history, self.chunk_size], causal=[True, False, False],
+            # blocks: [VLM prefix (causal) | time + proprio (+ extra) (bidirectional) | action chunk (bidirectional)]
+            cache[key] = blockwise_causal_mask([L, 1 + self.history + self.num_extra_tokens, self.chunk_size], causal=[True, False, False],
                                                device=device)[L:]
         return cache[key]
 
     def project_context(self, keys, # [num_layers, B, L, vlm_kv_dim] VLM keys
                         values, # [num_layers, B, L, vlm_kv_dim] VLM values
                         prefix_mask, # bool [B, L], True = real token
+                        extra=None, # float [B, E, hidden]: the `num_extra_tokens` tokens (required when E > 0)
+                        extra_mask=None, # bool [B, E], False = an empty token (not attended); None = all real
                        ) -> ActionContext:
         """The context of one observation: the block-wise mask and the VLM K/V, projected lazily (training attends
         with the projections absorbed into the queries, `forward_absorbed`; `sample` projects once per chunk)."""
         if keys.shape[0] != len(self.layers):
             raise ValueError(f"got K/V of {keys.shape[0]} LLM layers for an action head of {len(self.layers)} layers")
         B, L = prefix_mask.shape
-        T = self.num_tokens
+        T, E = self.num_tokens, self.num_extra_tokens
+        if E and (extra is None or extra.shape != (B, E, self.cfg.hidden_size)):
+            raise ValueError(f"this action head carries {E} extra tokens: pass extra [B={B}, {E}, {self.cfg.hidden_size}], "
+                             f"got {None if extra is None else tuple(extra.shape)}")
+        if not E and extra is not None: raise ValueError("extra tokens given to an action head built with num_extra_tokens=0")
+        ones = lambda n: prefix_mask.new_ones(B, n, dtype=torch.bool)
+        own = ones(T) if not E else torch.cat([ones(1 + self.history), ones(E) if extra_mask is None else extra_mask.bool(),
+                                               ones(self.chunk_size)], 1)
         rows = self._mask_rows(L, prefix_mask.device)  # (t, l+t)
-        keep = torch.cat([prefix_mask.bool(), prefix_mask.new_ones(B, T, dtype=torch.bool)], 1)  # (b, l+t)
-        return ActionContext(None, rows[None, None] & keep[:, None, None], raw=(keys, values), layers=self.layers)
+        keep = torch.cat([prefix_mask.bool(), own], 1)  # (b, l+t)
+        return ActionContext(None, rows[None, None] & keep[:, None, None], raw=(keys, values), layers=self.layers, extra=extra)
 
-    def _embed(self, actions, t, proprio):
-        "[time | proprio | action] tokens [B, T, hidden]."
+    def _embed(self, actions, t, proprio, extra=None):
+        "[time | proprio | extra | action] tokens [B, T, hidden]."
         if self.cfg.objective != "flow_matching": actions = torch.zeros_like(actions)  # learned queries only
         time_tok = self.time_mlp(sinusoidal_embedding(t, self.cfg.hidden_size).to(proprio.dtype))[:, None]
-        return torch.cat([time_tok, self.proprio_in(proprio), self.action_in(actions)], 1) + self.pos  # (b, t, hidden)
+        parts = [time_tok, self.proprio_in(proprio)] + ([extra.to(proprio.dtype)] if extra is not None else []) + [self.action_in(actions)]
+        return torch.cat(parts, 1) + self.pos  # (b, t, hidden)
 
     def forward_tokens(self, ctx: ActionContext,
                        actions, # [B, T_chunk, D_action]: noisy x_t (flow) or ignored (regression)
@@ -197,7 +212,7 @@ class ActionHead(nn.Module):
                        proprio, # [B, T_hist, D_proprio] normalized
                       ):
         "Velocity field (flow matching) or action chunk (regression), [B, T_chunk, D_action]."
-        x = self._embed(actions, t, proprio)
+        x = self._embed(actions, t, proprio, ctx.extra)
         if ctx.projected:
             for layer, (k, v) in zip(self.layers, ctx.kv): x = layer(x, k, v, ctx.mask)
         else:  # raw VLM K/V: the K/V projections absorbed into the queries (cheaper when T << L)
@@ -216,9 +231,10 @@ class ActionHead(nn.Module):
         return bufs, ctx.mask_bias
 
     def velocity_buffered(self, bufs: list, mask_bias, # from `inference_buffers`
-                          actions, t, proprio): # as `forward_tokens`
+                          actions, t, proprio, # as `forward_tokens`
+                          extra=None): # `ActionContext.extra` of the context the buffers came from
         "`forward_tokens` on preallocated buffers (inference only: the same numbers, no K/V concatenation per step)."
-        x = self._embed(actions, t, proprio)
+        x = self._embed(actions, t, proprio, extra)
         for layer, (kb, vb) in zip(self.layers, bufs): x = layer.forward_buffered(x, kb, vb, mask_bias)
         return self.action_out(self.norm(x[:, -self.chunk_size:]))
 
@@ -266,6 +282,6 @@ class ActionHead(nn.Module):
         else: x0 = torch.randn(shape, device=proprio.device, dtype=proprio.dtype, generator=generator)
         bufs, bias = self.inference_buffers(ctx)  # VLM K/V copied once per chunk, not concatenated per ODE step
         step = self._velocity_fn()
-        velocity = lambda x, t: step(bufs, bias, x, t.expand(B).to(x.device), proprio)
+        velocity = lambda x, t: step(bufs, bias, x, t.expand(B).to(x.device), proprio, ctx.extra)
         return ode_solve(velocity, x0, steps=steps or self.cfg.num_inference_steps,
                          method=solver or self.cfg.solver, return_nfe=return_nfe)

@@ -250,9 +250,7 @@ def reference_config(spec: ContinualSpec, model, task: str) -> RunConfig:
 
 # %% ../../nbs/19e_continual.ipynb
 def setup_commands(spec: ContinualSpec) -> list[dict]:
-    """The `vlaos_metaworld` collection of every task of the sequence (`StudySpec.setup` entries: `{name, command}`). The console
-    script, not `python -m vlaos.envs.metaworld`: under `-m` the collector's spawned writer process hangs here (seen with every
-    episode already cached)."""
+    "The `vlaos_metaworld` collection of every task of the sequence (`StudySpec.setup` entries: `{name, command}`)."
     cmd = (f"vlaos_metaworld --tasks {','.join(sequence(spec))} --episodes {spec.episodes_per_task} "
            f"--out {spec.data_dir} --name {collection_name(spec)} --image_size {spec.image_size} --workers {spec.workers} "
            f"--seed {spec.data_seed} --cameras {spec.cameras}")
