@@ -268,7 +268,8 @@ class ActionHead(nn.Module):
     def sample(self, ctx: ActionContext, proprio, # [B, T_hist, D_proprio]
                steps: int|None=None, solver: str|None=None,
                generator=None, # a torch.Generator for the batch's noise, or a list of B generators (one per sample: a sample's noise then does not depend on the batch it is in)
-               return_nfe: bool=False):
+               return_nfe: bool=False,
+               noise=None): # float [B, T_chunk, D_action]: the initial noise x_0 to integrate from, instead of drawing it (steering the policy through its noise, notebook 19c)
         "An action chunk [B, T_chunk, D_action] (normalized): integrate the velocity field from noise, reusing `ctx`."
         B = proprio.shape[0]
         shape = (B, self.chunk_size, self.action_dim)
@@ -276,7 +277,10 @@ class ActionHead(nn.Module):
             a = self.forward_tokens(ctx, torch.zeros(shape, device=proprio.device, dtype=proprio.dtype),
                                     torch.ones(B, device=proprio.device), proprio)
             return (a, 1) if return_nfe else a
-        if isinstance(generator, (list, tuple)):
+        if noise is not None:
+            if tuple(noise.shape) != shape: raise ValueError(f"noise must be [B, T_chunk, D_action] = {list(shape)}, got {list(noise.shape)}")
+            x0 = noise.to(device=proprio.device, dtype=proprio.dtype)
+        elif isinstance(generator, (list, tuple)):
             if len(generator) != B: raise ValueError(f"{len(generator)} generators for a batch of {B}")
             x0 = torch.cat([torch.randn((1, *shape[1:]), device=proprio.device, dtype=proprio.dtype, generator=g) for g in generator])
         else: x0 = torch.randn(shape, device=proprio.device, dtype=proprio.dtype, generator=generator)

@@ -19,8 +19,8 @@ from .offline import BCAgent, OfflineAgent, mlp, train_offline
 __all__ = ['ONLINE_ALGORITHMS', 'ppo_clip_loss', 'gae', 'group_relative_advantages', 'take', 'cat_features', 'GaussianPolicy',
            'StateGaussianPolicy', 'VLAGaussianPolicy', 'StateMetaWorldEnv', 'make_state_vector_env',
            'collect_state_rollouts', 'collect_chunk_rollouts', 'RestartingCollector', 'state_collector',
-           'policy_update', 'advantages', 'finetune', 'SACStatePolicy', 'train_sac', 'run_online_study', 'main',
-           'online_table', 'run_vla_online', 'main_vla', 'vla_online_table']
+           'policy_update', 'advantages', 'finetune', 'VLANoisePolicy', 'NoiseSteeredVLA', 'SACStatePolicy',
+           'train_sac', 'run_online_study', 'main', 'online_table', 'run_vla_online', 'main_vla', 'vla_online_table']
 
 # %% ../../nbs/19c_online_rl.ipynb
 def ppo_clip_loss(log_prob:torch.Tensor,      # float [B] log π_θ(a|s) of the taken actions (with grad)
@@ -465,6 +465,85 @@ def finetune(policy:GaussianPolicy,
     return history
 
 # %% ../../nbs/19c_online_rl.ipynb
+class VLANoisePolicy(GaussianPolicy):
+    """A frozen flow-matching VLA (`ActionOnlyVLA` / implicit `IntegratedVLA`, `model.action_head.type: expert`,
+    objective 'flow_matching') steered through its initial noise (DSRL): action = x₀ [B, T_chunk, D_action] ~ N(μ_θ(s), σ²),
+    executed as the first `execute_steps` of ODE(x₀ | s). `ValueError` for another head or a bad `execute_steps`."""
+    def __init__(self, model,                       # the trained VLA (frozen in place)
+                 execute_steps:int=4,               # k: steps of each chunk executed before the next decision
+                 init_log_std:float=0.0,            # initial log σ of the noise (0: the BC policy's own N(0, I))
+                 hidden:int=128,                    # width of μ_θ and of the value MLP
+                 view_keys=('image', 'wrist_image')):
+        super().__init__()
+        from vlaos.heads.action import ActionHead
+        from vlaos.evaluate import ChunkedPolicy
+        head, cfg = getattr(model, 'action_head', None), model.cfg
+        if not isinstance(head, ActionHead) or head.cfg.objective != 'flow_matching':
+            raise ValueError(f"VLANoisePolicy needs a flow-matching action expert (model.action_head.type: expert, objective: "
+                             f"flow_matching), got {type(head).__name__}" + ('' if head is None else f" ({head.cfg.objective})"))
+        if getattr(model, 'explicit', False): raise ValueError("explicit planning generates plans per decision: steer an implicit model")
+        if not 1 <= execute_steps <= cfg.chunk_size: raise ValueError(f"execute_steps must be in 1..{cfg.chunk_size} (model.chunk_size), got {execute_steps}")
+        self.model, self.execute_steps = model.eval().requires_grad_(False), int(execute_steps)
+        self.shape = (cfg.chunk_size, cfg.action_dim)
+        d_in = model.vlm.hidden_size + cfg.proprio_dim * cfg.history
+        self.noise_mean = mlp(d_in, cfg.chunk_size * cfg.action_dim, hidden)
+        nn.init.zeros_(self.noise_mean[-1].weight); nn.init.zeros_(self.noise_mean[-1].bias)   # μ = 0: the BC policy
+        self.log_std = nn.Parameter(torch.full(self.shape, float(init_log_std)))
+        self.value_net = mlp(d_in, 1, hidden)
+        self.observer = ChunkedPolicy(model, execute_steps, view_keys, num_envs=1)
+        self._ctx = None
+
+    def reset(self): self.observer.reset(0)
+    def observation(self, env_obs:dict) -> dict: return self.observer.observation(0, env_obs)
+
+    @torch.no_grad()
+    def features(self, observations:list[dict]) -> dict:
+        """{'pooled' [B, D_llm] masked mean of the VLM hidden states, 'proprio' [B, T_hist, D_proprio]}; the action context of
+        these observations is kept for `env_actions` / `chunks` (one frozen prefix pass)."""
+        from vlaos.heads.policy import masked_mean
+        m = self.model
+        b = {k: v.to(m.device) for k, v in m.processor(list(observations)).items()}
+        px = b['pixel_values'].to(next(m.parameters()).dtype)
+        o = m.vlm(px, b['input_ids'], b['attention_mask'])
+        self._ctx = (m.action_head.project_context(o.keys, o.values, o.prefix_mask, *m.three_d_tokens(px, b.get('point_maps'), b.get('gripper_xyz'))),
+                     b['proprio'].to(px.dtype))
+        return {'pooled': masked_mean(o.hidden_states, o.prefix_mask).float(), 'proprio': b['proprio'].float()}
+
+    def _x(self, f): return torch.cat([f['pooled'], f['proprio'].flatten(1)], -1)
+    def dist(self, features):
+        mean = self.noise_mean(self._x(features)).view(-1, *self.shape)
+        return torch.distributions.Independent(torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean)), 2)
+    def reference_dist(self, features):
+        z = torch.zeros(len(features['pooled']), *self.shape)
+        return torch.distributions.Independent(torch.distributions.Normal(z, torch.ones_like(z)), 2)
+    def value(self, features): return self.value_net(self._x(features))[:, 0]
+    def snapshot_reference(self): pass   # the reference is the BC policy's own noise, N(0, I)
+
+    @torch.no_grad()
+    def chunks(self, noise:torch.Tensor) -> torch.Tensor:
+        "Normalised action chunks [B, T_chunk, D] = ODE(noise | s) for the observations of the last `features` call."
+        if self._ctx is None: raise RuntimeError("call features(observations) first")
+        ctx, proprio = self._ctx
+        return self.model.action_head.sample(ctx, proprio, noise=noise.to(proprio.dtype))
+
+    def env_actions(self, noise:torch.Tensor) -> np.ndarray:
+        "Noise x₀ [T_chunk, D] of the last (single) observation -> float32 [k, D] environment actions (ODE, un-normalised, clipped)."
+        a = self.chunks(noise[None])[0, :self.execute_steps]
+        return np.clip(self.model.processor.actions(a), -1, 1).astype(np.float32)
+
+class NoiseSteeredVLA(nn.Module):
+    "A `VLANoisePolicy` as a model `vlaos.evaluate` can roll out: `predict_action` integrates from x₀ = μ_θ(s)."
+    def __init__(self, policy:VLANoisePolicy):
+        super().__init__(); self.policy = policy
+        self.cfg, self.processor = policy.model.cfg, policy.model.processor
+    @torch.no_grad()
+    def predict_action(self, observation, steps:int|None=None, generator=None):   # generator unused: deterministic
+        single = isinstance(observation, dict)
+        f = self.policy.features([observation] if single else list(observation))
+        out = self.processor.actions(self.policy.chunks(self.policy.dist(f).mean))
+        return out[0] if single else out
+
+# %% ../../nbs/19c_online_rl.ipynb
 class SACStatePolicy:
     "An SB3 SAC model with its observation normaliser; `act(raw_obs [39]) -> action [4]` (deterministic tanh(μ))."
     def __init__(self, model, obs_mean, obs_std):
@@ -656,9 +735,9 @@ register_table('onlinerl', online_table)
 
 # %% ../../nbs/19c_online_rl.ipynb
 def _vla_evaluate(model, task, episodes, seed, max_steps, execute_steps) -> dict:
-    "Deterministic closed-loop success of `model` on `task` (the Gaussian head's mean), Wilson interval included."
+    "Deterministic closed-loop success of `model` on `task` (a Gaussian head's mean), Wilson interval included."
     from vlaos.evaluate import evaluate
-    model.action_head.cfg.sample_mean = True
+    if getattr(model, 'action_head', None) is not None: model.action_head.cfg.sample_mean = True
     size = int(getattr(model.processor, 'observation_image_size', None) or model.cfg.vision.image_size)
     r = evaluate(model.eval(), [task], episodes, max_steps, execute_steps, seed, video=False, image_size=size)
     t = r['tasks'][task]
@@ -666,6 +745,7 @@ def _vla_evaluate(model, task, episodes, seed, max_steps, execute_steps) -> dict
 
 def run_vla_online(checkpoint:str,                   # a run dir (its latest checkpoint) or a save_pretrained `model/` dir; gaussian_mlp head
                    task:str='button-press-topdown-v3',
+                   policy:str='gaussian',              # 'gaussian': the head of a gaussian_mlp VLA trains; 'noise': a flow-matching VLA steered through its noise (DSRL)
                    algos:str='ppo,grpo',
                    iterations:int=20, episodes:int=8, group_size:int=8, max_steps:int=200, execute_steps:int=4,
                    lr:float=1e-4, epochs:int=4, minibatch_size:int=64, kl_coef:float=0.05, init_log_std:float=-1.5,
@@ -673,9 +753,11 @@ def run_vla_online(checkpoint:str,                   # a run dir (its latest che
                    out:str='runs/online_vla_rl',       # per-algorithm checkpoints
                    results:str='results/online_vla.json',
                    command:str='', progress:bool=True) -> dict:
-    """PPO / GRPO fine-tuning of a trained VLA's Gaussian head on one Meta-World task, success before and after on the
-    same seeds (resumable). Raises `ValueError` for an unknown algorithm, a non-Gaussian head, or a results file made
-    with another setting."""
+    """PPO / GRPO fine-tuning of a trained VLA on one Meta-World task, success before and after on the same seeds
+    (resumable): its Gaussian head (`policy='gaussian'`) or a noise policy in front of its flow-matching head
+    (`policy='noise'`; cells `bc` with sampled noise and `bc_zero_noise`, the noise policy's deterministic start).
+    Raises `ValueError` for an unknown algorithm or policy, a head that does not fit, or a results file made with
+    another setting."""
     from vlaos.paradigms import VLABase
     from vlaos.evaluate import _resolve_checkpoint
     ck, _ = _resolve_checkpoint(checkpoint)
@@ -686,6 +768,11 @@ def run_vla_online(checkpoint:str,                   # a run dir (its latest che
                    max_steps=max_steps, execute_steps=execute_steps, lr=lr, epochs=epochs, minibatch_size=minibatch_size,
                    kl_coef=kl_coef, init_log_std=init_log_std, value_warmup=value_warmup, eval_episodes=eval_episodes,
                    eval_seed=eval_seed, seed=seed, reward_scale=0.1, std='fixed')
+    if policy not in ('gaussian', 'noise'): raise ValueError(f"--policy must be 'gaussian' or 'noise', got {policy!r}")
+    if policy != 'gaussian': setting['policy'] = policy      # (results of the Gaussian policy predate the key)
+    make_policy = ((lambda m: VLAGaussianPolicy(m, execute_steps, init_log_std=init_log_std)) if policy == 'gaussian' else
+                   (lambda m: VLANoisePolicy(m, execute_steps, init_log_std=init_log_std)))
+    as_model = (lambda p: p.model) if policy == 'gaussian' else NoiseSteeredVLA
     results = Path(results); res = json.loads(results.read_text()) if results.exists() else {}
     if res.get('setting', setting) != setting:
         raise ValueError(f"{results} was made with {res['setting']}, not {setting}: pass another --results or --out")
@@ -695,25 +782,28 @@ def run_vla_online(checkpoint:str,                   # a run dir (its latest che
     if 'bc' not in res['cells']:
         res['cells']['bc'] = {'algo': 'bc', 'env_steps': 0, **ev(VLABase.from_pretrained(ck))}; save()
         print(f"bc (before): {res['cells']['bc']['successes']}/{eval_episodes}")
+    if policy == 'noise' and 'bc_zero_noise' not in res['cells']:   # the noise policy's deterministic start: x0 = 0
+        res['cells']['bc_zero_noise'] = {'algo': 'bc_zero_noise', 'env_steps': 0, **ev(as_model(make_policy(VLABase.from_pretrained(ck))))}; save()
     for algo in algos_l:
         if algo in res['cells']: continue
         pdir, t0 = Path(out) / algo, time.time()
-        policy = VLAGaussianPolicy(VLABase.from_pretrained(ck), execute_steps, init_log_std=init_log_std)
+        pol = make_policy(VLABase.from_pretrained(ck))
         state = torch.load(pdir / 'state.pt', weights_only=False) if (pdir / 'state.pt').exists() else None
-        if state: policy.load_state_dict(state.pop('policy'), strict=False)
-        size = int(getattr(policy.model.processor, 'observation_image_size', None) or policy.model.cfg.vision.image_size)
-        cams = tuple(getattr(policy.model.processor, 'observation_cameras', None) or DEFAULT_CAMERAS)
-        collect = lambda seeds: collect_chunk_rollouts(policy, task, seeds, max_steps, size, cams)
+        if state: pol.load_state_dict(state.pop('policy'), strict=False)
+        frozen = 'model.vlm.' if policy == 'gaussian' else 'model.'           # what comes back from `ck`
+        size = int(getattr(pol.model.processor, 'observation_image_size', None) or pol.model.cfg.vision.image_size)
+        cams = tuple(getattr(pol.model.processor, 'observation_cameras', None) or DEFAULT_CAMERAS)
+        collect = lambda seeds: collect_chunk_rollouts(pol, task, seeds, max_steps, size, cams)
         def checkpoint(s):
             pdir.mkdir(parents=True, exist_ok=True); tmp = pdir / 'state.pt.tmp'
-            trainable = {k: v for k, v in policy.state_dict().items() if not k.startswith('model.vlm.')}  # the frozen VLM comes from `ck`
+            trainable = {k: v for k, v in pol.state_dict().items() if not k.startswith(frozen)}  # the frozen part comes from `ck`
             torch.save({**s, 'policy': trainable}, tmp); os.replace(tmp, pdir / 'state.pt')
-        hist = finetune(policy, collect, algo, iterations, episodes, group_size, lr, epochs, minibatch_size, kl_coef=kl_coef,
+        hist = finetune(pol, collect, algo, iterations, episodes, group_size, lr, epochs, minibatch_size, kl_coef=kl_coef,
                         value_warmup=value_warmup if algo == 'ppo' else 0, seed=seed, state=state, on_iteration=checkpoint,
                         progress=progress)
         res['cells'][algo] = {'algo': algo, 'train_s': round(time.time() - t0, 1), 'env_steps': int(sum(h['steps'] for h in hist)) * execute_steps,
                               'train_curve': [{k: round(h[k], 4) for k in ('iteration', 'return', 'success', 'regularizer')} for h in hist],
-                              **ev(policy.model)}
+                              **ev(as_model(pol))}
         print(f"{algo}: {res['cells'][algo]['successes']}/{eval_episodes} after {res['cells'][algo]['env_steps']} env steps")
         save()
     return res
@@ -721,21 +811,28 @@ def run_vla_online(checkpoint:str,                   # a run dir (its latest che
 @call_parse
 def main_vla(checkpoint:str,                 # run dir or `model/` dir of a VLA with model.action_head.type gaussian_mlp
              task:str='button-press-topdown-v3', algos:str='ppo,grpo',
+             policy:str='gaussian',                  # 'gaussian' (the head trains) | 'noise' (a flow-matching VLA steered through its noise)
              iterations:int=20, episodes:int=8, max_steps:int=200, kl_coef:float=0.05,
+             init_log_std:float=-1.5,                # initial log σ of the exploration (noise policy: 0 = the BC noise N(0, I))
              eval_episodes:int=20, eval_seed:int=9000, seed:int=0,
              out:str='runs/online_vla_rl', results:str='results/online_vla.json'):
     "PPO / GRPO fine-tuning of a trained VLA's Gaussian head, success before and after on the same seeds (resumable)."
-    run_vla_online(checkpoint, task, algos, iterations, episodes, max_steps=max_steps, kl_coef=kl_coef, eval_episodes=eval_episodes,
+    run_vla_online(checkpoint, task, policy, algos, iterations, episodes, max_steps=max_steps, kl_coef=kl_coef, init_log_std=init_log_std, eval_episodes=eval_episodes,
                    eval_seed=eval_seed, seed=seed, out=out, results=results, command='vlaos_online_vla ' + ' '.join(sys.argv[1:]))
 
 def vla_online_table(res:dict) -> str:
     "Markdown table of a `run_vla_online` results file: success before (BC) and after each algorithm, same seeds."
     st, cells = res['setting'], res['cells']
-    head = ['task'] + ['BC (before)' if a == 'bc' else a.upper() for a in cells]
+    names = {'bc': 'BC (before)', 'bc_zero_noise': 'BC, noise x₀ = 0'}
+    head = ['task'] + [names.get(a, a.upper()) for a in cells]
     row = [st['task']] + [_cell(c) + (f", {c['env_steps'] // 1000}k steps" if c.get('env_steps') else '') for c in cells.values()]
     return ('| ' + ' | '.join(head) + ' |\n|' + '---|' * len(head) + '\n| ' + ' | '.join(row) + ' |' +
-            f"\n\nVLM frozen, Gaussian head + value MLP trained; {st['iterations']} iterations × {st['episodes']} episodes of "
-            f"≤ {st['max_steps']} steps, KL coefficient {st['kl_coef']} to the BC head; deterministic evaluation (the mean) on "
+            (f"\n\nVLM frozen, Gaussian head + value MLP trained; {st['iterations']} iterations × {st['episodes']} episodes of "
+             f"≤ {st['max_steps']} steps, KL coefficient {st['kl_coef']} to the BC head; deterministic evaluation (the mean) on "
+             if st.get('policy', 'gaussian') == 'gaussian' else
+             f"\n\nThe flow-matching VLA frozen, a Gaussian policy over its initial noise x₀ (+ value MLP) trained (DSRL); "
+             f"{st['iterations']} iterations × {st['episodes']} episodes of ≤ {st['max_steps']} steps, KL coefficient "
+             f"{st['kl_coef']} to N(0, I); BC evaluated with sampled noise and with x₀ = 0, the fine-tuned policies with x₀ = μ(s), on ") +
             f"{st['eval_episodes']} episodes, seeds {st['eval_seed']} + i; made by `{res.get('command', '')}`.")
 
 register_table('onlinevla', vla_online_table)
