@@ -13,7 +13,7 @@ from ..attention import blockwise_causal_mask, attend
 from ..flow import CondOTPath, sample_time, ode_solve
 
 # %% auto 0
-__all__ = ['sinusoidal_embedding', 'ActionExpertLayer', 'ActionContext', 'ActionHead']
+__all__ = ['sinusoidal_embedding', 'ActionExpertLayer', 'masked_action_mean', 'initial_noise', 'ActionContext', 'ActionHead']
 
 # %% ../../nbs/06_action_head.ipynb
 def sinusoidal_embedding(t: torch.Tensor, # [B] flow time in [0, 1]
@@ -104,6 +104,22 @@ class ActionExpertLayer(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 # %% ../../nbs/06_action_head.ipynb
+def masked_action_mean(err, # float [B, T_chunk, D_action] per-element loss
+                       action_pad_mask=None): # bool [B, T_chunk], False = padding past the episode end
+    "Mean of `err` over the real chunk steps (scalar)."
+    if action_pad_mask is None: return err.mean()
+    w = action_pad_mask[..., None].to(err.dtype).expand_as(err)
+    return (err * w).sum() / w.sum().clamp(min=1)
+
+def initial_noise(shape: tuple, # (B, T_chunk, D_action)
+                  generator=None, # a torch.Generator, or a list of B (one stream per sample, so a sample's noise does not depend on its batch)
+                  device=None, dtype=None) -> torch.Tensor:
+    "Standard normal noise of `shape`; raises `ValueError` when a list of generators does not match the batch."
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]: raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g, device=device, dtype=dtype) for g in generator])
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
 class ActionContext:
     """What is fixed for one observation: the expert's mask [B, 1, T, L+T] and the VLM K/V of every layer, either
     projected (`kv`: one (k, v) pair [B, H, L, d] per layer) or raw (`raw`: keys and values [num_layers, B, L, kv_dim],
@@ -260,9 +276,7 @@ class ActionHead(nn.Module):
         else:
             pred = self.forward_tokens(ctx, actions, torch.ones(B, device=actions.device), proprio)
             err = (pred - actions).abs() if self.cfg.objective == "l1" else (pred - actions) ** 2
-        if action_pad_mask is None: return err.mean()
-        w = action_pad_mask[..., None].to(err.dtype).expand_as(err)
-        return (err * w).sum() / w.sum().clamp(min=1)
+        return masked_action_mean(err, action_pad_mask)
 
     @torch.no_grad()
     def sample(self, ctx: ActionContext, proprio, # [B, T_hist, D_proprio]
@@ -280,10 +294,7 @@ class ActionHead(nn.Module):
         if noise is not None:
             if tuple(noise.shape) != shape: raise ValueError(f"noise must be [B, T_chunk, D_action] = {list(shape)}, got {list(noise.shape)}")
             x0 = noise.to(device=proprio.device, dtype=proprio.dtype)
-        elif isinstance(generator, (list, tuple)):
-            if len(generator) != B: raise ValueError(f"{len(generator)} generators for a batch of {B}")
-            x0 = torch.cat([torch.randn((1, *shape[1:]), device=proprio.device, dtype=proprio.dtype, generator=g) for g in generator])
-        else: x0 = torch.randn(shape, device=proprio.device, dtype=proprio.dtype, generator=generator)
+        else: x0 = initial_noise(shape, generator, proprio.device, proprio.dtype)
         bufs, bias = self.inference_buffers(ctx)  # VLM K/V copied once per chunk, not concatenated per ODE step
         step = self._velocity_fn()
         velocity = lambda x, t: step(bufs, bias, x, t.expand(B).to(x.device), proprio, ctx.extra)

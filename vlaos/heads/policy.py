@@ -7,11 +7,11 @@ from __future__ import annotations
 import math
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..config import ActionHeadConfig, ACTION_HEAD_TYPES
-from .action import sinusoidal_embedding
+from .action import sinusoidal_embedding, masked_action_mean, initial_noise  # shared with the action expert
 
 # %% auto 0
-__all__ = ['POLICY_HEADS', 'TokenContext', 'masked_mean', 'masked_action_mean', 'initial_noise', 'mlp', 'PolicyHead', 'MLPHead',
-           'GaussianMLPHead', 'FiLMBlock', 'DiffusionHead', 'TransformerDecoderHead', 'build_policy_head']
+__all__ = ['POLICY_HEADS', 'TokenContext', 'masked_mean', 'mlp', 'PolicyHead', 'MLPHead', 'GaussianMLPHead', 'FiLMBlock',
+           'DiffusionHead', 'TransformerDecoderHead', 'build_policy_head']
 
 # %% ../../nbs/18_policy_heads.ipynb
 class TokenContext:
@@ -33,22 +33,6 @@ def masked_mean(x, # float [B, N, D]
     "Mean over the real tokens, [B, D] (0 where a row has none)."
     w = mask[..., None].to(x.dtype)
     return (x * w).sum(1) / w.sum(1).clamp(min=1)
-
-def masked_action_mean(err, # float [B, T_chunk, D_action] per-element loss
-                       action_pad_mask=None): # bool [B, T_chunk], False = padding past the episode end
-    "Mean of `err` over the real chunk steps (scalar)."
-    if action_pad_mask is None: return err.mean()
-    w = action_pad_mask[..., None].to(err.dtype).expand_as(err)
-    return (err * w).sum() / w.sum().clamp(min=1)
-
-def initial_noise(shape: tuple, # (B, T_chunk, D_action)
-                  generator=None, # a torch.Generator, or a list of B (one stream per sample, so a sample's noise does not depend on its batch)
-                  device=None, dtype=None) -> torch.Tensor:
-    "Standard normal noise of `shape`; raises `ValueError` when a list of generators does not match the batch."
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != shape[0]: raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
-        return torch.cat([torch.randn((1, *shape[1:]), generator=g, device=device, dtype=dtype) for g in generator])
-    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
 def mlp(d_in: int, d_hidden: int, d_out: int, layers: int=2) -> nn.Sequential:
     "`layers` Linear layers with GELU between them (layers >= 1)."

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/19a_offline_rl.ipynb 3
 from __future__ import annotations
-import json, math, time
+import json, math, os, time
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -257,15 +257,30 @@ def train_offline(algo:str,              # one of OFFLINE_ALGORITHMS
                   seed:int=0,
                   log_every:int=1000,
                   progress:bool=True,
+                  checkpoint:str|Path|None=None,  # file of the in-training state: resumed from when it exists, rewritten every `checkpoint_every` steps
+                  checkpoint_every:int=500,
                   **agent_kw) -> tuple[OfflineAgent, list[dict]]:
-    "Train an agent of `algo` on `data`; returns it and the loss history (every `log_every` steps)."
+    """Train an agent of `algo` on `data`; returns it and the loss history (every `log_every` steps). With `checkpoint`
+    a killed run continues from its last checkpoint and ends with the same weights as an uninterrupted one (weights,
+    optimizer, both random streams and the history are saved; written atomically)."""
     from tqdm.auto import tqdm
     torch.manual_seed(seed); rng = np.random.default_rng(seed)
-    agent, history = make_offline_agent(algo, data, **agent_kw), []
-    for step in tqdm(range(steps), desc=f'{algo} offline', disable=not progress, mininterval=2):
+    agent, history, start = make_offline_agent(algo, data, **agent_kw), [], 0
+    ck = Path(checkpoint) if checkpoint else None
+    if ck is not None and ck.exists():
+        s = torch.load(ck, weights_only=False)
+        agent.load_state_dict(s['agent']); agent.optimizer.load_state_dict(s['optimizer'])
+        rng.bit_generator.state, history, start = s['rng'], s['history'], s['step']
+        torch.set_rng_state(s['torch_rng'])
+    for step in tqdm(range(start, steps), desc=f'{algo} offline', disable=not progress, mininterval=2, initial=start, total=steps):
         batch = agent.windows(data, batch_size, rng) if algo == 'dt' else data.sample(batch_size, rng)
         losses = agent.update(batch, step)
         if step % log_every == 0 or step == steps - 1: history.append({'step': step, **losses})
+        if ck is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            ck.parent.mkdir(parents=True, exist_ok=True); tmp = ck.with_name(ck.name + '.tmp')
+            torch.save({'agent': agent.state_dict(), 'optimizer': agent.optimizer.state_dict(), 'rng': rng.bit_generator.state,
+                        'torch_rng': torch.get_rng_state(), 'history': history, 'step': step + 1}, tmp)
+            os.replace(tmp, ck)
     return agent, history
 
 # %% ../../nbs/19a_offline_rl.ipynb
@@ -307,7 +322,8 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
                       expert:int=10, noisy:int=40, noise_std:float=0.3, random_prob:float=0.5,
                       steps:int=20_000, batch_size:int=256, hidden:int=256,
                       eval_episodes:int=20, eval_seed:int=5000, seed:int=0, workers:int=2, cql_alpha:float=1.0,
-                      command:str='', progress:bool=True) -> dict:
+                      command:str='', progress:bool=True,
+                      dt_batch_size:int=64) -> dict:    # windows per Decision-Transformer step (each `context` = 20 steps long; Chen et al. 2021 use 64)
     "Resumable study of the offline algorithms (see above); returns the results dict it wrote."
     out = Path(out); store = EpisodeStore(out / 'episodes')
     results = Path(results or out / 'offline_rl.json')
@@ -315,8 +331,12 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
     for a in algos_l:
         if a not in OFFLINE_ALGORITHMS: raise ValueError(f"--algos: unknown algorithm {a!r}; choose from {sorted(OFFLINE_ALGORITHMS)}")
     setting = dict(expert=expert, noisy=noisy, noise_std=noise_std, random_prob=random_prob, steps=steps, batch_size=batch_size,
-                   hidden=hidden, eval_episodes=eval_episodes, eval_seed=eval_seed, seed=seed, cql_alpha=cql_alpha)
+                   hidden=hidden, eval_episodes=eval_episodes, eval_seed=eval_seed, seed=seed, cql_alpha=cql_alpha,
+                   dt_batch_size=dt_batch_size)
     res = json.loads(results.read_text()) if results.exists() else {}
+    old = res.get('setting')
+    if old is not None and 'dt_batch_size' not in old and not any(c['algo'] == 'dt' for c in res.get('cells', {}).values()):
+        old['dt_batch_size'] = dt_batch_size   # a file from before the key: no cell depends on it yet
     if res.get('setting', setting) != setting:
         raise ValueError(f"{results} was made with {res['setting']}, not {setting}: pass another --results or --out")
     res.update(name='offline_rl', command=command or res.get('command', ''), setting=setting)
@@ -333,9 +353,11 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
             adir, t0 = out / 'agents' / task / algo, time.time()
             if (adir / 'agent.json').exists(): agent, hist = OfflineAgent.load(adir), []
             else:
-                agent, hist = train_offline(algo, data, steps, batch_size, seed, log_every=max(1, steps // 20), progress=progress, hidden=hidden,
-                                            **({'min_q_weight': cql_alpha} if algo == 'cql' else {}))
+                agent, hist = train_offline(algo, data, steps, dt_batch_size if algo == 'dt' else batch_size, seed,
+                                            log_every=max(1, steps // 20), progress=progress, hidden=hidden,
+                                            checkpoint=adir / 'training.pt', **({'min_q_weight': cql_alpha} if algo == 'cql' else {}))
                 agent.save(adir); (adir / 'history.json').write_text(json.dumps(hist))
+                (adir / 'training.pt').unlink(missing_ok=True)
             train_s = time.time() - t0
             ev = evaluate_state_policy(agent, task, eval_episodes, eval_seed)
             res['cells'][key] = {'task': task, 'algo': algo, 'train_s': round(train_s, 1), **ev['tasks'][task]}
@@ -353,11 +375,13 @@ def main(out:str='runs/offline_rl',  # store, agents and logs
          noise_std:float=0.3, random_prob:float=0.5,  # corruption of the noisy episodes
          steps:int=20000, batch_size:int=256, hidden:int=256,
          eval_episodes:int=20, eval_seed:int=5000, seed:int=0, workers:int=2,
-         cql_alpha:float=1.0):  # CQL's alpha (min_q_weight)
+         cql_alpha:float=1.0,  # CQL's alpha (min_q_weight)
+         dt_batch_size:int=64):  # windows of 20 steps per Decision-Transformer step
     "Offline RL on expert + noisy Meta-World demonstrations: every algorithm, same data, same evaluation seeds (resumable)."
     import sys
     run_offline_study(out, results, tasks, algos, expert, noisy, noise_std, random_prob, steps, batch_size, hidden,
-                      eval_episodes, eval_seed, seed, workers, cql_alpha, command='vlaos_offline ' + ' '.join(sys.argv[1:]))
+                      eval_episodes, eval_seed, seed, workers, cql_alpha, command='vlaos_offline ' + ' '.join(sys.argv[1:]),
+                      dt_batch_size=dt_batch_size)
 
 # %% ../../nbs/19a_offline_rl.ipynb
 def _cell(c): return f"{c['successes']}/{c['episodes']} ({100 * c['success_rate']:.0f}%, {100 * c['ci95'][0]:.0f}–{100 * c['ci95'][1]:.0f})"
