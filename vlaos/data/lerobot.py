@@ -325,7 +325,8 @@ def check_lerobot_dataset(dataset_dir: str | Path,  # LeRobot v3 dataset folder
     names = pq.read_schema(dpath).names
     missing = [c for c in in_data if c not in names]
     if missing: raise ValueError(f"{dpath}: column(s) {missing} declared in {ipath} are missing (columns: {names})")
-    return {"dataset_dir": str(meta.root), "views": views, "image_shapes": shapes, "action_dim": act[0], "proprio_dims": pdims,
+    return {"dataset_dir": str(meta.root), "views": views, "image_shapes": shapes, "depth_views": [],  # no depth fields read from LeRobot folders yet
+            "action_dim": act[0], "proprio_dims": pdims,
             "annotations": [], "splits": {s: len(split_rows(meta, s)) for s in meta.info.get("splits", {})},
             "format": "lerobot", "codebase_version": meta.info["codebase_version"], "fps": meta.fps, "image_storage": storage}
 
