@@ -188,7 +188,7 @@ class DTAgent(OfflineAgent):
         from transformers import DecisionTransformerConfig, DecisionTransformerModel
         self.context, self.max_ep_len, self.target_return = int(context), int(max_ep_len), float(target_return)
         self.return_scale, self.reward_scale = float(return_scale or max(abs(target_return), 1e-6)), float(reward_scale)
-        cfg = DecisionTransformerConfig(state_dim=obs_dim, act_dim=action_dim, hidden_size=min(self.hidden, 256), max_ep_len=max_ep_len,
+        cfg = DecisionTransformerConfig(state_dim=obs_dim, act_dim=action_dim, hidden_size=self.hidden, max_ep_len=max_ep_len,
                                         n_layer=n_layer, n_head=n_head, n_positions=4 * context, action_tanh=True,
                                         bos_token_id=None, eos_token_id=None, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1)
         self.model = DecisionTransformerModel(cfg); self.make_optimizer(); self.reset()
@@ -323,7 +323,8 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
                       steps:int=20_000, batch_size:int=256, hidden:int=256,
                       eval_episodes:int=20, eval_seed:int=5000, seed:int=0, workers:int=2, cql_alpha:float=1.0,
                       command:str='', progress:bool=True,
-                      dt_batch_size:int=64) -> dict:    # windows per Decision-Transformer step (each `context` = 20 steps long; Chen et al. 2021 use 64)
+                      dt_batch_size:int=64,  # windows per Decision-Transformer step (each `context` = 20 steps long; Chen et al. 2021 use 64)
+                      dt_hidden:int=128) -> dict:  # the Decision Transformer's embedding width (Chen et al. 2021 use 128 on D4RL)
     "Resumable study of the offline algorithms (see above); returns the results dict it wrote."
     out = Path(out); store = EpisodeStore(out / 'episodes')
     results = Path(results or out / 'offline_rl.json')
@@ -332,11 +333,11 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
         if a not in OFFLINE_ALGORITHMS: raise ValueError(f"--algos: unknown algorithm {a!r}; choose from {sorted(OFFLINE_ALGORITHMS)}")
     setting = dict(expert=expert, noisy=noisy, noise_std=noise_std, random_prob=random_prob, steps=steps, batch_size=batch_size,
                    hidden=hidden, eval_episodes=eval_episodes, eval_seed=eval_seed, seed=seed, cql_alpha=cql_alpha,
-                   dt_batch_size=dt_batch_size)
+                   dt_batch_size=dt_batch_size, dt_hidden=dt_hidden)
     res = json.loads(results.read_text()) if results.exists() else {}
     old = res.get('setting')
-    if old is not None and 'dt_batch_size' not in old and not any(c['algo'] == 'dt' for c in res.get('cells', {}).values()):
-        old['dt_batch_size'] = dt_batch_size   # a file from before the key: no cell depends on it yet
+    if old is not None and not any(c['algo'] == 'dt' for c in res.get('cells', {}).values()):
+        for k in ('dt_batch_size', 'dt_hidden'): old.setdefault(k, setting[k])   # a file from before the DT keys: no cell depends on them yet
     if res.get('setting', setting) != setting:
         raise ValueError(f"{results} was made with {res['setting']}, not {setting}: pass another --results or --out")
     res.update(name='offline_rl', command=command or res.get('command', ''), setting=setting)
@@ -354,7 +355,7 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
             if (adir / 'agent.json').exists(): agent, hist = OfflineAgent.load(adir), []
             else:
                 agent, hist = train_offline(algo, data, steps, dt_batch_size if algo == 'dt' else batch_size, seed,
-                                            log_every=max(1, steps // 20), progress=progress, hidden=hidden,
+                                            log_every=max(1, steps // 20), progress=progress, hidden=dt_hidden if algo == 'dt' else hidden,
                                             checkpoint=adir / 'training.pt', **({'min_q_weight': cql_alpha} if algo == 'cql' else {}))
                 agent.save(adir); (adir / 'history.json').write_text(json.dumps(hist))
                 (adir / 'training.pt').unlink(missing_ok=True)
@@ -376,12 +377,13 @@ def main(out:str='runs/offline_rl',  # store, agents and logs
          steps:int=20000, batch_size:int=256, hidden:int=256,
          eval_episodes:int=20, eval_seed:int=5000, seed:int=0, workers:int=2,
          cql_alpha:float=1.0,  # CQL's alpha (min_q_weight)
-         dt_batch_size:int=64):  # windows of 20 steps per Decision-Transformer step
+         dt_batch_size:int=64,  # windows of 20 steps per Decision-Transformer step
+         dt_hidden:int=128):    # the Decision Transformer's embedding width
     "Offline RL on expert + noisy Meta-World demonstrations: every algorithm, same data, same evaluation seeds (resumable)."
     import sys
     run_offline_study(out, results, tasks, algos, expert, noisy, noise_std, random_prob, steps, batch_size, hidden,
                       eval_episodes, eval_seed, seed, workers, cql_alpha, command='vlaos_offline ' + ' '.join(sys.argv[1:]),
-                      dt_batch_size=dt_batch_size)
+                      dt_batch_size=dt_batch_size, dt_hidden=dt_hidden)
 
 # %% ../../nbs/19a_offline_rl.ipynb
 def _cell(c): return f"{c['successes']}/{c['episodes']} ({100 * c['success_rate']:.0f}%, {100 * c['ci95'][0]:.0f}–{100 * c['ci95'][1]:.0f})"
