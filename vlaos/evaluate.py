@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from fastcore.script import call_parse, Param
 from tqdm.auto import tqdm
+from .data.images import POINT_MAP_KEYS   # pure numpy (no MuJoCo)
 
 # %% auto 0
 __all__ = ['wilson_interval', 'episode_generator', 'ChunkedPolicy', 'draw_plan_on_frame', 'rollout', 'rollout_vectorized',
@@ -65,7 +66,7 @@ class ChunkedPolicy:
         images = [s["frames"][h][v] for v in range(len(self.view_keys)) for h in range(self.history)]  # view-major
         out = {"images": images, "proprio": np.stack(s["proprios"]), "instruction": obs["instruction"]}
         if getattr(self.model.cfg, "three_d", False):  # the latest world point maps of the lifted views (vlaos.envs.depth.PointMapEnv)
-            keys = ("point_map", "wrist_point_map")[:self.model.cfg.three_d_tokenizer.views]
+            keys = POINT_MAP_KEYS[:self.model.cfg.three_d_tokenizer.views]
             missing = [k for k in keys if k not in obs]
             if missing: raise KeyError(f"the environment observation lacks {missing}: a model with model.three_d=true needs "
                                        "point maps (vlaos.envs.depth.make_point_map_env)")

@@ -249,13 +249,15 @@ class ActionOnlyVLA(VLABase):
         tok, mask = self.three_d(torch.nan_to_num(point_maps.float(), 0.0), gripper_xyz.float(), rgb=rgb, valid=valid)
         return self.three_d_proj(tok).to(pixel_values.dtype), mask
 
-    def context(self, pixel_values, input_ids, attention_mask, point_maps=None, gripper_xyz=None):
+    def context(self, pixel_values, input_ids, attention_mask, point_maps=None, gripper_xyz=None,
+                return_vlm_output: bool=False): # also return the VLM pass itself (its hidden states: e.g. RL value features)
         """One VLM prefix pass and the action head's context: projected K/V (`ActionContext`, carrying the 3D tokens with
-        `model.three_d`) or hidden states (`TokenContext`)."""
+        `model.three_d`) or hidden states (`TokenContext`); `(context, vlm_output)` with `return_vlm_output`."""
         o = self.vlm(pixel_values, input_ids, attention_mask)
-        if isinstance(self.action_head, PolicyHead): return TokenContext(o.hidden_states, o.prefix_mask)
-        return self.action_head.project_context(o.keys, o.values, o.prefix_mask,
-                                                *self.three_d_tokens(pixel_values, point_maps, gripper_xyz))
+        if isinstance(self.action_head, PolicyHead): ctx = TokenContext(o.hidden_states, o.prefix_mask)
+        else: ctx = self.action_head.project_context(o.keys, o.values, o.prefix_mask,
+                                                     *self.three_d_tokens(pixel_values, point_maps, gripper_xyz))
+        return (ctx, o) if return_vlm_output else ctx
 
     def forward(self, batch: dict) -> VLAOutput:
         "Training loss on a collated batch: `pixel_values`, `input_ids`, `attention_mask`, `proprio`, `actions` (+ `action_pad_mask`)."

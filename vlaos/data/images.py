@@ -7,8 +7,8 @@ import numpy as np
 from PIL import Image
 
 # %% auto 0
-__all__ = ['crop_box', 'process_images', 'frame_to_crop', 'crop_text_boxes', 'crop_to_frame', 'depth_to_points', 'lift_depth',
-           'crop_point_map']
+__all__ = ['POINT_MAP_KEYS', 'crop_box', 'process_images', 'frame_to_crop', 'crop_text_boxes', 'crop_to_frame', 'depth_to_points',
+           'lift_depth', 'crop_point_map']
 
 # %% ../../nbs/10b_images.ipynb
 def crop_box(height: int, width: int, # camera frame size in pixels
@@ -65,6 +65,8 @@ def crop_to_frame(uv, # float [..., 2] pixel coordinates in the S x S model imag
     return (np.asarray(uv, np.float64) * (side / size) + np.array([x0, y0])).astype(np.float32)
 
 # %% ../../nbs/10b_images.ipynb
+POINT_MAP_KEYS = ('point_map', 'wrist_point_map')   # env observation keys of the first and second lifted camera's world point maps
+
 def depth_to_points(depth, # float [H, W] planar depth in metres (upright image)
                     K, # float [3, 3] intrinsics
                     T_wc, # float [4, 4] camera-to-world (OpenCV axes: x right, y down, z forward)

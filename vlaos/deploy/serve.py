@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import msgpack
 from fastcore.script import call_parse
+from ..data.images import POINT_MAP_KEYS   # pure numpy (no MuJoCo)
 
 # %% auto 0
 __all__ = ['PROTOCOL_VERSION', 'ARRAY_KEY', 'ARRAY_DTYPES', 'ERROR_CODES', 'MAX_IMAGE_SIDE', 'ProtocolError', 'pack_array',
@@ -341,7 +342,7 @@ class ObservationWindow:
 def _window(spec:dict, view_keys=None) -> ObservationWindow:
     "The `ObservationWindow` a served model's `spec` asks for (views, history, point maps of a 3D model)."
     return ObservationWindow(spec["history"], view_keys or ("image", "wrist_image")[:spec["num_views"]],
-                             ("point_map", "wrist_point_map")[:spec.get("three_d_views", 0)])
+                             POINT_MAP_KEYS[:spec.get("three_d_views", 0)])
 
 class ControlClock:
     """Fixed control rate: `wait()` sleeps to the next tick (1/fps s after the last); a late tick restarts the schedule

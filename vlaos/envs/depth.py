@@ -10,12 +10,12 @@ import math
 import numpy as np
 import mujoco
 from .metaworld import make_renderer, camera_id, camera_is_rolled, project_points, make_metaworld_env, DEFAULT_CAMERAS
-from ..data.images import depth_to_points   # pure numpy: shared with the data loader (re-exported here)
+from ..data.images import depth_to_points, POINT_MAP_KEYS   # pure numpy: shared with the data loader, evaluation and serving (re-exported here)
 
 # %% auto 0
-__all__ = ['DEPTH_PREFIXES', 'POINT_MAP_KEYS', 'depth_planes', 'zbuffer_to_depth', 'depth_to_zbuffer', 'render_depth',
-           'valid_depth', 'camera_intrinsics', 'camera_extrinsics', 'world_to_pixel', 'point_cloud', 'encode_depth',
-           'decode_depth', 'depth_step_fields', 'stack_depth_fields', 'PointMapEnv', 'make_point_map_env']
+__all__ = ['DEPTH_PREFIXES', 'depth_planes', 'zbuffer_to_depth', 'depth_to_zbuffer', 'render_depth', 'valid_depth',
+           'camera_intrinsics', 'camera_extrinsics', 'world_to_pixel', 'point_cloud', 'encode_depth', 'decode_depth',
+           'depth_step_fields', 'stack_depth_fields', 'PointMapEnv', 'make_point_map_env']
 
 # %% ../../nbs/32_depth.ipynb
 def depth_planes(model:mujoco.MjModel) -> tuple[float, float]:
@@ -167,8 +167,6 @@ def stack_depth_fields(steps:list[dict]) -> dict:
     return {k: np.stack([s[k] for s in steps]) for k in steps[0]}
 
 # %% ../../nbs/32_depth.ipynb
-POINT_MAP_KEYS = ('point_map', 'wrist_point_map')   # observation keys of the first and second camera's point maps
-
 class PointMapEnv:
     "A `MetaWorldEnv` whose observations also hold the world point maps of its first `views` cameras (`POINT_MAP_KEYS`)."
     def __init__(self, env,            # `MetaWorldEnv` rendering images

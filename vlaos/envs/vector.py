@@ -6,12 +6,13 @@ import traceback
 from functools import partial
 import numpy as np
 import gymnasium as gym
+from ..data.images import POINT_MAP_KEYS
 
 # %% auto 0
 __all__ = ['OBS_KEYS', 'GymEnv', 'make_vector_env']
 
 # %% ../../nbs/11c_vector_envs.ipynb
-OBS_KEYS = ("image", "wrist_image", "state", "point_map", "wrist_point_map")  # observation arrays passed through the vector env
+OBS_KEYS = ("image", "wrist_image", "state", *POINT_MAP_KEYS)  # observation arrays passed through the vector env
 
 class GymEnv(gym.Env):
     "A vlaos environment as a `gymnasium.Env` (see above); built inside the worker process by `make_env(task, seed, image_size)`."

@@ -504,9 +504,8 @@ class VLANoisePolicy(GaussianPolicy):
         m = self.model
         b = {k: v.to(m.device) for k, v in m.processor(list(observations)).items()}
         px = b['pixel_values'].to(next(m.parameters()).dtype)
-        o = m.vlm(px, b['input_ids'], b['attention_mask'])
-        self._ctx = (m.action_head.project_context(o.keys, o.values, o.prefix_mask, *m.three_d_tokens(px, b.get('point_maps'), b.get('gripper_xyz'))),
-                     b['proprio'].to(px.dtype))
+        ctx, o = m.context(px, b['input_ids'], b['attention_mask'], b.get('point_maps'), b.get('gripper_xyz'), return_vlm_output=True)
+        self._ctx = (ctx, b['proprio'].to(px.dtype))
         return {'pooled': masked_mean(o.hidden_states, o.prefix_mask).float(), 'proprio': b['proprio'].float()}
 
     def _x(self, f): return torch.cat([f['pooled'], f['proprio'].flatten(1)], -1)
