@@ -14,7 +14,7 @@ from .data import Transitions, collect_state_episode, EpisodeStore, evaluate_sta
 # %% auto 0
 __all__ = ['OFFLINE_ALGORITHMS', 'mlp', 'OfflineAgent', 'BCAgent', 'IQLAgent', 'CQLAgent', 'TD3BCAgent', 'DTAgent',
            'make_offline_agent', 'train_offline', 'bandit_reward', 'mixed_bandit_data', 'bandit_score',
-           'offline_dataset', 'run_offline_study', 'main', 'offline_table']
+           'offline_dataset', 'data_statistics', 'run_offline_study', 'main', 'offline_table']
 
 # %% ../../nbs/19a_offline_rl.ipynb
 def mlp(d_in:int, d_out:int, hidden:int=256, layers:int=2) -> nn.Sequential:
@@ -315,6 +315,23 @@ def offline_dataset(store:EpisodeStore, task:str, expert:int=10, noisy:int=40, n
     return [store.load(k) for k in jobs]
 
 # %% ../../nbs/19a_offline_rl.ipynb
+def data_statistics(eps:list[dict], # the task's episodes, experts first (`offline_dataset`)
+                    expert:int,     # how many of them are expert episodes
+                    data:Transitions|None=None) -> dict:
+    """Success rate, mean length and mean undiscounted return of the expert and noisy parts, and whether the episode of
+    highest return succeeded (the one a Decision Transformer conditioned on the best return imitates; with episodes that
+    end at success and a dense per-step reward, a long failed episode can out-earn every expert one)."""
+    data = data or Transitions.from_episodes(eps)
+    ret, n = data.episode_returns(), np.bincount(data.episode_index, minlength=data.num_episodes)
+    part = lambda sl, f: float(np.mean(f[sl])) if len(f[sl]) else None
+    ok = np.array([bool(e['success']) for e in eps])
+    best = int(np.argmax(ret))
+    return {'expert_success': part(slice(0, expert), ok), 'noisy_success': part(slice(expert, None), ok),
+            'expert_length': part(slice(0, expert), n), 'noisy_length': part(slice(expert, None), n),
+            'expert_return': part(slice(0, expert), ret), 'noisy_return': part(slice(expert, None), ret),
+            'best_return': float(ret[best]), 'best_return_episode': 'expert' if best < expert else 'noisy',
+            'best_return_success': bool(ok[best])}
+
 def run_offline_study(out:str='runs/offline_rl',           # store, agents and logs
                       results:str|None=None,                # results JSON (default out/offline_rl.json)
                       tasks:str='reach-v3,drawer-close-v3,button-press-topdown-v3',
@@ -346,8 +363,7 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
     for task in tasks_l:
         eps = offline_dataset(store, task, expert, noisy, noise_std, random_prob, seed, workers=workers, progress=progress)
         data = Transitions.from_episodes(eps)
-        res.setdefault('data', {})[task] = {'transitions': len(data), 'expert_success': float(np.mean([e['success'] for e in eps[:expert]])),
-                                            'noisy_success': float(np.mean([e['success'] for e in eps[expert:]])) if noisy else None}
+        res.setdefault('data', {})[task] = {'transitions': len(data), **data_statistics(eps, expert, data)}
         for algo in algos_l:
             key = f'{task}/{algo}'
             if key in res['cells']: continue
