@@ -317,11 +317,12 @@ def offline_dataset(store:EpisodeStore, task:str, expert:int=10, noisy:int=40, n
 # %% ../../nbs/19a_offline_rl.ipynb
 def data_statistics(eps:list[dict], # the task's episodes, experts first (`offline_dataset`)
                     expert:int,     # how many of them are expert episodes
-                    data:Transitions|None=None) -> dict:
-    """Success rate, mean length and mean undiscounted return of the expert and noisy parts, and whether the episode of
-    highest return succeeded (the one a Decision Transformer conditioned on the best return imitates; with episodes that
-    end at success and a dense per-step reward, a long failed episode can out-earn every expert one)."""
-    data = data or Transitions.from_episodes(eps)
+                    data:Transitions|None=None) -> dict:  # the same episodes flattened (default: built here)
+    """Success rate, mean length (steps) and mean undiscounted return (in `data`'s reward scale, ×0.1 of Meta-World's) of
+    the expert and noisy parts (None for an empty part), and whether the episode of highest return succeeded: the one a
+    Decision Transformer conditioned on the best return imitates (with episodes that end at success and a dense per-step
+    reward, a long failed episode can out-earn every expert one). Raises `KeyError` for an episode without 'success'."""
+    if data is None: data = Transitions.from_episodes(eps)
     ret, n = data.episode_returns(), np.bincount(data.episode_index, minlength=data.num_episodes)
     part = lambda sl, f: float(np.mean(f[sl])) if len(f[sl]) else None
     ok = np.array([bool(e['success']) for e in eps])
