@@ -12,9 +12,9 @@ from fastcore.script import call_parse
 from .data import Transitions, collect_state_episode, EpisodeStore, evaluate_state_policy
 
 # %% auto 0
-__all__ = ['OFFLINE_ALGORITHMS', 'mlp', 'OfflineAgent', 'BCAgent', 'IQLAgent', 'CQLAgent', 'TD3BCAgent', 'DTAgent',
-           'make_offline_agent', 'train_offline', 'bandit_reward', 'mixed_bandit_data', 'bandit_score',
-           'offline_dataset', 'data_statistics', 'run_offline_study', 'main', 'offline_table']
+__all__ = ['OFFLINE_ALGORITHMS', 'ALGO_LABELS', 'mlp', 'OfflineAgent', 'BCAgent', 'IQLAgent', 'CQLAgent', 'TD3BCAgent', 'DTAgent',
+           'SuccessDTAgent', 'make_offline_agent', 'train_offline', 'bandit_reward', 'mixed_bandit_data',
+           'bandit_score', 'offline_dataset', 'data_statistics', 'run_offline_study', 'main', 'offline_table']
 
 # %% ../../nbs/19a_offline_rl.ipynb
 def mlp(d_in:int, d_out:int, hidden:int=256, layers:int=2) -> nn.Sequential:
@@ -199,9 +199,13 @@ class DTAgent(OfflineAgent):
                          timesteps=timesteps.clamp_max(self.max_ep_len - 1), attention_mask=mask.long(), return_dict=True)
         return out.action_preds
 
+    def returns_to_go(self, data:Transitions) -> np.ndarray:
+        "float32 [N] the return-to-go each training step is conditioned on: the data's (scaled) reward summed to the episode's end."
+        return data.returns_to_go()
+
     def windows(self, data:Transitions, batch_size:int, rng:np.random.Generator) -> dict:
         "A minibatch of `context`-step windows ending at uniformly drawn steps: states, actions, rtg, timesteps, mask."
-        if self._windows is None or self._windows[0] is not data: self._windows = (data, data.returns_to_go())
+        if self._windows is None or self._windows[0] is not data: self._windows = (data, self.returns_to_go(data))
         rtg_all, K = self._windows[1], self.context
         end = rng.integers(0, len(data), batch_size)
         idx = end[:, None] - np.arange(K - 1, -1, -1)[None]                        # [B, K] steps end-K+1 .. end
@@ -238,16 +242,33 @@ class DTAgent(OfflineAgent):
         return pred[0, -1].numpy()
     def policy(self, obs): raise NotImplementedError("the Decision Transformer acts on its episode context: use reset() / act() / observe()")
 
+class SuccessDTAgent(DTAgent):
+    """Decision Transformer conditioned on the episode's outcome instead of its dense return: the reward is 1 at the
+    success step and 0 elsewhere, so the return-to-go is 1 on every step of a successful episode and 0 on a failed one
+    (episodes end at their first success), and `reset` asks for 1. Outcome conditioning as in RvS (Emmons et al. 2022,
+    *RvS: What is Essential for Offline RL via Supervised Learning?*, reward-conditioned RvS-R with a sparse reward);
+    the trunk, windows and training are `DTAgent`'s."""
+    name = 'dt_success'
+    def __init__(self, obs_dim, action_dim, target_return:float=1.0, return_scale:float|None=1.0, **kw):
+        super().__init__(obs_dim, action_dim, target_return=target_return, return_scale=return_scale, **kw)
+    def returns_to_go(self, data:Transitions) -> np.ndarray:
+        "float32 [N] successes from each step to its episode's end (`terminated` marks the success step): 1 or 0."
+        from dataclasses import replace
+        return replace(data, reward=data.terminated.astype(np.float32)).returns_to_go()
+    def observe(self, action, reward:float, info=None):
+        "After env.step: record the executed action and lower the return-to-go by 1 at a success step (`info['success']`)."
+        self._hist['actions'][-1] = np.asarray(action, np.float32)
+        self._hist['rtg'].append(self._hist['rtg'][-1] - float(bool((info or {}).get('success', False))))
+
 # %% ../../nbs/19a_offline_rl.ipynb
-OFFLINE_ALGORITHMS = {'bc': BCAgent, 'iql': IQLAgent, 'cql': CQLAgent, 'td3bc': TD3BCAgent, 'dt': DTAgent}
+OFFLINE_ALGORITHMS = {'bc': BCAgent, 'iql': IQLAgent, 'cql': CQLAgent, 'td3bc': TD3BCAgent, 'dt': DTAgent, 'dt_success': SuccessDTAgent}
 
 def make_offline_agent(algo:str, data:Transitions, **kw) -> OfflineAgent:
     "An agent of `algo` sized for `data`, with its observation normaliser (and the DT's target return) from the data."
     if algo not in OFFLINE_ALGORITHMS: raise ValueError(f"unknown offline algorithm {algo!r}; choose one of {sorted(OFFLINE_ALGORITHMS)}")
     kw = dict(obs_mean=data.observation.mean(0), obs_std=data.observation.std(0), **kw)
-    if algo == 'dt':
-        kw.setdefault('target_return', float(data.episode_returns().max()))
-        kw.setdefault('max_ep_len', int(data.timestep.max()) + 2)
+    if issubclass(OFFLINE_ALGORITHMS[algo], DTAgent): kw.setdefault('max_ep_len', int(data.timestep.max()) + 2)
+    if algo == 'dt': kw.setdefault('target_return', float(data.episode_returns().max()))
     return OFFLINE_ALGORITHMS[algo](data.obs_dim, data.action_dim, **kw)
 
 def train_offline(algo:str,              # one of OFFLINE_ALGORITHMS
@@ -273,7 +294,7 @@ def train_offline(algo:str,              # one of OFFLINE_ALGORITHMS
         rng.bit_generator.state, history, start = s['rng'], s['history'], s['step']
         torch.set_rng_state(s['torch_rng'])
     for step in tqdm(range(start, steps), desc=f'{algo} offline', disable=not progress, mininterval=2, initial=start, total=steps):
-        batch = agent.windows(data, batch_size, rng) if algo == 'dt' else data.sample(batch_size, rng)
+        batch = agent.windows(data, batch_size, rng) if isinstance(agent, DTAgent) else data.sample(batch_size, rng)
         losses = agent.update(batch, step)
         if step % log_every == 0 or step == steps - 1: history.append({'step': step, **losses})
         if ck is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
@@ -336,7 +357,7 @@ def data_statistics(eps:list[dict], # the task's episodes, experts first (`offli
 def run_offline_study(out:str='runs/offline_rl',           # store, agents and logs
                       results:str|None=None,                # results JSON (default out/offline_rl.json)
                       tasks:str='reach-v3,drawer-close-v3,button-press-topdown-v3',
-                      algos:str='bc,iql,cql,td3bc,dt',
+                      algos:str='bc,iql,cql,td3bc,dt,dt_success',
                       expert:int=10, noisy:int=40, noise_std:float=0.3, random_prob:float=0.5,
                       steps:int=20_000, batch_size:int=256, hidden:int=256,
                       eval_episodes:int=20, eval_seed:int=5000, seed:int=0, workers:int=2, cql_alpha:float=1.0,
@@ -354,7 +375,7 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
                    dt_batch_size=dt_batch_size, dt_hidden=dt_hidden)
     res = json.loads(results.read_text()) if results.exists() else {}
     old = res.get('setting')
-    if old is not None and not any(c['algo'] == 'dt' for c in res.get('cells', {}).values()):
+    if old is not None and not any(c['algo'].startswith('dt') for c in res.get('cells', {}).values()):
         for k in ('dt_batch_size', 'dt_hidden'): old.setdefault(k, setting[k])   # a file from before the DT keys: no cell depends on them yet
     if res.get('setting', setting) != setting:
         raise ValueError(f"{results} was made with {res['setting']}, not {setting}: pass another --results or --out")
@@ -371,8 +392,9 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
             adir, t0 = out / 'agents' / task / algo, time.time()
             if (adir / 'agent.json').exists(): agent, hist = OfflineAgent.load(adir), []
             else:
-                agent, hist = train_offline(algo, data, steps, dt_batch_size if algo == 'dt' else batch_size, seed,
-                                            log_every=max(1, steps // 20), progress=progress, hidden=dt_hidden if algo == 'dt' else hidden,
+                is_dt = issubclass(OFFLINE_ALGORITHMS[algo], DTAgent)
+                agent, hist = train_offline(algo, data, steps, dt_batch_size if is_dt else batch_size, seed,
+                                            log_every=max(1, steps // 20), progress=progress, hidden=dt_hidden if is_dt else hidden,
                                             checkpoint=adir / 'training.pt', **({'min_q_weight': cql_alpha} if algo == 'cql' else {}))
                 agent.save(adir); (adir / 'history.json').write_text(json.dumps(hist))
                 (adir / 'training.pt').unlink(missing_ok=True)
@@ -388,7 +410,7 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
 def main(out:str='runs/offline_rl',  # store, agents and logs
          results:str='results/offline_rl.json',  # results JSON
          tasks:str='reach-v3,drawer-close-v3,button-press-topdown-v3',  # comma-separated Meta-World tasks
-         algos:str='bc,iql,cql,td3bc,dt',  # comma-separated algorithms
+         algos:str='bc,iql,cql,td3bc,dt,dt_success',  # comma-separated algorithms
          expert:int=10, noisy:int=40,        # episodes per task
          noise_std:float=0.3, random_prob:float=0.5,  # corruption of the noisy episodes
          steps:int=20000, batch_size:int=256, hidden:int=256,
@@ -403,6 +425,8 @@ def main(out:str='runs/offline_rl',  # store, agents and logs
                       dt_batch_size=dt_batch_size, dt_hidden=dt_hidden)
 
 # %% ../../nbs/19a_offline_rl.ipynb
+ALGO_LABELS = {'bc': 'BC', 'iql': 'IQL', 'cql': 'CQL', 'td3bc': 'TD3+BC', 'dt': 'DT', 'dt_success': 'DT (success)'}
+
 def _cell(c): return f"{c['successes']}/{c['episodes']} ({100 * c['success_rate']:.0f}%, {100 * c['ci95'][0]:.0f}–{100 * c['ci95'][1]:.0f})"
 
 def offline_table(res:dict) -> str:
@@ -411,7 +435,7 @@ def offline_table(res:dict) -> str:
     cells, st = res['cells'], res['setting']
     algos = [a for a in OFFLINE_ALGORITHMS if any(c['algo'] == a for c in cells.values())]
     tasks = list(dict.fromkeys(c['task'] for c in cells.values()))
-    head = ['task', f"data: expert / noisy success"] + [a.upper() if a != 'td3bc' else 'TD3+BC' for a in algos]
+    head = ['task', f"data: expert / noisy success"] + [ALGO_LABELS.get(a, a) for a in algos]
     rows = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for t in tasks:
         d = res.get('data', {}).get(t, {})
