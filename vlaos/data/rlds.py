@@ -57,7 +57,7 @@ class DatasetSpec:
     extrinsics_keys: list = field(default_factory=list)  # observation keys of each depth view's camera-to-world pose [4, 4] (OpenCV axes, metres)
 
 DATASET_SPECS = {
-    # vlaos.envs.metaworld writer: corner camera + wrist camera, state = hand xyz + gripper opening,
+    # vlaos.envs.metaworld_data writer: corner camera + wrist camera, state = hand xyz + gripper opening,
     # action = (dx, dy, dz, grab effort) in [-1, 1], planning annotations per step
     "metaworld": DatasetSpec(image_keys=["image", "wrist_image"], gripper_dims=[3], depth_keys=["depth", "wrist_depth"],
                              intrinsics_keys=["camera_intrinsics", "wrist_camera_intrinsics"],

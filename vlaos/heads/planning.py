@@ -169,7 +169,7 @@ def _check_annotations(batch: dict, head: str):
     ann = batch.get("annotations")
     if ann is None:
         raise KeyError(f"the batch has no 'annotations': the dataset carries no planning labels, but the {head} head "
-                       f"needs the annotation fields {need} (see vlaos.envs.metaworld.PlanningAnnotator)")
+                       f"needs the annotation fields {need} (see vlaos.envs.metaworld_annotate.PlanningAnnotator)")
     for f in need:
         if f not in ann:
             raise KeyError(f"the dataset lacks the annotation field {f!r} that the {head} head needs "

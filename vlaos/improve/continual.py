@@ -258,7 +258,7 @@ def setup_commands(spec: ContinualSpec) -> list[dict]:
 
 def episode_paths(spec: ContinualSpec) -> dict:
     "{task: [cached episode files]} of the collection, from its `vlaos_manifest.json`. Raises `FileNotFoundError` if not collected."
-    from vlaos.envs.metaworld import episode_cache_dir, _cache_path
+    from vlaos.envs.metaworld_data import episode_cache_dir, _cache_path
     mpath = Path(spec.data_dir) / collection_name(spec) / "1.0.0" / "vlaos_manifest.json"
     if not mpath.exists(): raise FileNotFoundError(f"{mpath} not found: collect the demonstrations first ({setup_commands(spec)[0]['command']})")
     man = json.loads(mpath.read_text())
@@ -278,7 +278,7 @@ def stage_episodes(spec: ContinualSpec, variant, stage: int, paths: dict) -> tup
     return own, replay_selection(earlier, replay_count(len(own), v.replay_fraction, len(earlier)), spec.data_seed, stage)
 
 # %% ../../nbs/19e_continual.ipynb
-def pooled_statistics(paths: list, # cached episode files (`vlaos.envs.metaworld.save_episode`)
+def pooled_statistics(paths: list, # cached episode files (`vlaos.envs.metaworld_data.save_episode`)
                      ) -> dict:
     "Action / proprio statistics over all the episodes, in `vlaos.data.rlds.compute_statistics`'s format (`{'action': {mean, std, min, max, q01, q99}, 'proprio': ...}`)."
     from vlaos.data.rlds import _stats_of
@@ -307,7 +307,7 @@ def write_subset_dataset(ds_dir, # the dataset folder to write (`<out>/<name>/1.
                         ) -> bool:
     """Write the episodes as an RLDS dataset unless its `continual_manifest.json` lists the same files; returns whether it
     wrote. Imports TensorFlow (call it where nothing renders with MuJoCo)."""
-    from vlaos.envs.metaworld import write_rlds_dataset
+    from vlaos.envs.metaworld_data import write_rlds_dataset
     ds_dir = Path(ds_dir); cm = ds_dir / "continual_manifest.json"
     want = {"episodes": [Path(p).name for p in paths]}
     if cm.exists() and (ds_dir / "dataset_info.json").exists() and json.loads(cm.read_text()) == want: return False

@@ -8,8 +8,8 @@ import json, os, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
-from ..envs.metaworld import (collect_episode, collect_to_cache, episode_cache_dir, _cache_path, save_episode,
-                                  load_episode, DEFAULT_CAMERAS)
+from ..envs.metaworld_data import collect_episode, collect_to_cache, episode_cache_dir, _cache_path, save_episode, load_episode
+from ..envs.metaworld import DEFAULT_CAMERAS
 from .data import EpisodeStore, Transitions, collect_state_episode, evaluate_state_policy
 
 # %% auto 0
@@ -142,7 +142,7 @@ def dagger_dataset(out_dir,                 # TFDS data_dir of this round (new; 
     if out.exists(): raise FileExistsError(f"{out} exists: a DAgger round writes a new dataset, it never overwrites one")
     missing = [str(p) for p in episode_paths if not Path(p).exists()]
     if missing: raise FileNotFoundError(f"{len(missing)} episode file(s) not found, e.g. {missing[0]}")
-    code = ("import sys, json; from vlaos.envs.metaworld import write_rlds_dataset; a = json.loads(sys.argv[1]); "
+    code = ("import sys, json; from vlaos.envs.metaworld_data import write_rlds_dataset; a = json.loads(sys.argv[1]); "
             "print(write_rlds_dataset(a['out'], a['name'], a['paths'], a['size'], progress=False))")
     arg = json.dumps({'out': str(out_dir), 'name': name, 'paths': [str(p) for p in episode_paths], 'size': int(image_size)})
     r = subprocess.run([sys.executable, '-c', code, arg], capture_output=True, text=True)

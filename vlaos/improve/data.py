@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 import numpy as np
-from ..envs.metaworld import MetaWorldEnv, expert_policy, expert_action, save_episode, load_episode, check_task
+from ..envs.metaworld import MetaWorldEnv, expert_policy, expert_action, check_task
+from ..envs.metaworld_data import save_episode, load_episode
 from ..evaluate import wilson_interval
 
 # %% auto 0
