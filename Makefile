@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # README.md is generated from nbs/index.ipynb (nbdev_readme needs Quarto, which is not installable offline),
 # and the study tables in it are rendered from results/ (vlaos.study.render_study_tables), never typed
 readme:
-	$(PY) -c "import json; import vlaos.improve.offline, vlaos.improve.dagger, vlaos.improve.online, vlaos.improve.gail, vlaos.improve.continual; from vlaos.study import render_study_tables, register_table; from vlaos.deploy.serve import serve_table; from vlaos.deploy.export import format_bench_table; register_table('serve', serve_table); register_table('export', format_bench_table); nb = json.load(open('nbs/index.ipynb')); open('README.md', 'w').write(render_study_tables('\\n\\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown')) + '\\n')"
+	$(PY) -c "import json; import vlaos.improve.offline, vlaos.improve.dagger, vlaos.improve.online_study, vlaos.improve.gail, vlaos.improve.continual; from vlaos.study import render_study_tables, register_table; from vlaos.deploy.serve import serve_table; from vlaos.deploy.export import format_bench_table; register_table('serve', serve_table); register_table('export', format_bench_table); nb = json.load(open('nbs/index.ipynb')); open('README.md', 'w').write(render_study_tables('\\n\\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown')) + '\\n')"
 
 install:
 	$(PY) -m pip install -q -e ".[dev]"
