@@ -13,7 +13,7 @@ from .config import VisionConfig, LLMConfig, ModelConfig
 
 # %% auto 0
 __all__ = ['VLM_WEIGHTS', 'VLM_META', 'TimmViT', 'VisionBackbone', 'build_llm', 'llm_from_hf_config', 'Projector', 'VLMOutput',
-           'VLM', 'kv_unused_parameters', 'freeze_kv_unused', 'save_vlm', 'resolve_vlm_dir',
+           'VLM', 'kv_unused_parameters', 'freeze_kv_unused', 'save_vlm', 'resolve_checkpoint_dir', 'resolve_vlm_dir',
            'vlm_architecture_mismatches', 'load_vlm_weights', 'vlm_from_checkpoint']
 
 # %% ../nbs/01_backbones.ipynb
@@ -192,22 +192,34 @@ def save_vlm(vlm: VLM, # the VLM (vision + projector + LLM), unwrapped
     if tokenizer is not None: tokenizer.save_pretrained(str(out / "tokenizer"))
     return out
 
-def resolve_vlm_dir(path, # a VLM checkpoint folder, or a `vlaos_pretrain` run dir (its newest checkpoint is used)
-                    key: str="model.vlm_checkpoint", # the config key named in errors
-                   ) -> Path:
-    "The folder holding `vlm.json` that `path` names; raises `FileNotFoundError` naming `key`."
+def resolve_checkpoint_dir(path, # a checkpoint folder, or a run dir whose `checkpoints/step_*/model` folders hold checkpoints
+                           marker: str, # the file every checkpoint folder of this kind holds ('vlm.json', 'vlaos.json')
+                           key: str="checkpoint", # the config key or argument named in errors
+                           missing_hint: str="", # appended to the error for a path that does not exist (how to make one)
+                           kind: str="checkpoint", # what the checkpoint is, in errors
+                          ) -> Path:
+    """The checkpoint folder that `path` names: `path` itself when it holds `marker`, else the run dir's newest
+    checkpoint (`checkpoints/latest`, or the last `step_*` folder that is not `.tmp` / `.old`) when its `model/` holds
+    `marker`. The one resolver of the run-dir layout written by `vlaos.training` and `vlaos.pretrain` (VLM checkpoints,
+    VLA checkpoints of every paradigm). Raises `FileNotFoundError` naming `key` and `path`."""
     p = Path(path)
     if not str(path) or not p.exists():
-        raise FileNotFoundError(f"{key}={str(path)!r} does not exist: pretrain a VLM first (vlaos_pretrain --config ...)")
-    if (p / VLM_META).exists(): return p
+        raise FileNotFoundError(f"{key}={str(path)!r} does not exist" + (f": {missing_hint}" if missing_hint else ""))
+    if (p / marker).exists(): return p
     root = p / "checkpoints"
     if root.is_dir():
         latest = root / "latest"
         names = [latest.read_text().strip()] if latest.exists() else \
                 sorted(q.name for q in root.glob("step_*") if q.is_dir() and not q.name.endswith((".tmp", ".old")))[-1:]
-        if names and (root / names[0] / "model" / VLM_META).exists(): return root / names[0] / "model"
-    raise FileNotFoundError(f"{key}={str(path)!r} is neither a VLM checkpoint (no {VLM_META} in it) nor a "
-                            "vlaos_pretrain run directory with a complete checkpoint")
+        if names and (root / names[0] / "model" / marker).exists(): return root / names[0] / "model"
+    raise FileNotFoundError(f"{key}={str(path)!r} is neither a {kind} (no {marker} in it) nor a run directory with a "
+                            "complete checkpoint")
+
+def resolve_vlm_dir(path, # a VLM checkpoint folder, or a `vlaos_pretrain` run dir (its newest checkpoint is used)
+                    key: str="model.vlm_checkpoint", # the config key named in errors
+                   ) -> Path:
+    "The folder holding `vlm.json` that `path` names (`resolve_checkpoint_dir`); raises `FileNotFoundError` naming `key`."
+    return resolve_checkpoint_dir(path, VLM_META, key, "pretrain a VLM first (vlaos_pretrain --config ...)", "VLM checkpoint")
 
 def vlm_architecture_mismatches(vlm: VLM, cfg: ModelConfig, info: dict) -> list[str]:
     "Config keys on which `vlm` (built from `cfg`) differs from a VLM checkpoint's `vlm.json` `info`, as messages."

@@ -383,15 +383,14 @@ def plot_success(results: dict, path=None, title: str="closed-loop success"):
 
 # %% ../nbs/14_evaluate.ipynb
 def _resolve_checkpoint(checkpoint: str):
-    "(model dir, run dir or None) of a run dir (its latest complete checkpoint) or a `model/` dir."
-    ck, run_dir = Path(checkpoint), None
-    if (ck / "checkpoints").exists():
-        run_dir = ck
-        latest = (ck / "checkpoints" / "latest").read_text().strip() if (ck / "checkpoints" / "latest").exists() else \
-                 sorted(p.name for p in (ck / "checkpoints").glob("step_*") if not p.name.endswith(".tmp"))[-1]
-        ck = ck / "checkpoints" / latest / "model"
-    elif ck.name == "model" and (ck.parent.parent.parent / "config.yaml").exists(): run_dir = ck.parent.parent.parent
-    return ck, run_dir
+    """(model dir, run dir or None) of a run dir (its latest complete checkpoint) or a `model/` dir; raises
+    `FileNotFoundError` naming the path when it is neither (`resolve_checkpoint_dir`)."""
+    from vlaos.backbones import resolve_checkpoint_dir
+    p = Path(checkpoint)
+    ck = resolve_checkpoint_dir(p, "vlaos.json", "checkpoint", "train a model first (vlaos_train --config ...)", "vlaos checkpoint")
+    if ck != p: return ck, p
+    run = ck.parent.parent.parent
+    return ck, (run if ck.name == "model" and (run / "config.yaml").exists() else None)
 
 @call_parse
 def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretrained, or a run dir: its latest checkpoint)

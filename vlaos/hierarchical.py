@@ -10,6 +10,7 @@ from fastcore.basics import patch
 from .config import ModelConfig, from_dict, to_dict
 from .paradigms import VLABase, VLAProcessor, VLAOutput, IntegratedVLA, PARADIGMS, FORESIGHT
 from .heads.planning import PLAN_BATCH_PREFIX
+from .backbones import resolve_checkpoint_dir
 from .heads.low_level import LowLevelActionHead, rasterize_visual_plans
 
 # %% auto 0
@@ -19,20 +20,9 @@ __all__ = ['OBSERVATION_KEYS', 'resolve_model_dir', 'check_high_level', 'load_hi
 OBSERVATION_KEYS = ["num_views", "history", "vision.image_size", "vision.crop_area", "max_prompt_length", "prompt_style"]  # must match the high level's
 
 def resolve_model_dir(path: str|Path, key: str="model.high_level_checkpoint") -> Path:
-    "The checkpoint folder (with `vlaos.json`) that `path` names: itself, or a run dir's newest checkpoint. Raises `FileNotFoundError` naming `key`."
-    p = Path(path)
-    if not str(path) or not p.exists():
-        raise FileNotFoundError(f"{key}={str(path)!r} does not exist: train the stage-1 Integrated model first "
-                                "(vlaos_train with model.paradigm=integrated, model.planning_mode=implicit)")
-    if (p / "vlaos.json").exists(): return p
-    root = p / "checkpoints"
-    if root.is_dir():
-        latest = root / "latest"
-        names = [latest.read_text().strip()] if latest.exists() else \
-                sorted(q.name for q in root.glob("step_*") if q.is_dir() and not q.name.endswith((".tmp", ".old")))[-1:]
-        if names and (root / names[0] / "model" / "vlaos.json").exists(): return root / names[0] / "model"
-    raise FileNotFoundError(f"{key}={str(path)!r} is neither a vlaos checkpoint (no vlaos.json in it) nor a run "
-                            "directory with a complete checkpoint")
+    "The checkpoint folder (with `vlaos.json`) that `path` names: itself, or a run dir's newest checkpoint (`resolve_checkpoint_dir`). Raises `FileNotFoundError` naming `key`."
+    return resolve_checkpoint_dir(path, "vlaos.json", key, "train the stage-1 Integrated model first (vlaos_train with "
+                                  "model.paradigm=integrated, model.planning_mode=implicit)", "vlaos checkpoint")
 
 def _get(cfg, path):
     for k in path.split("."): cfg = getattr(cfg, k)

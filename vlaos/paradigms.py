@@ -180,21 +180,22 @@ class VLABase(nn.Module):
         (out / "vlaos.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
-    def from_pretrained(cls, ckpt_dir: str|Path, map_location="cpu"):
+    def from_pretrained(cls, ckpt_dir: str|Path, map_location="cpu",
+                        **modules): # constructor modules that are not in the saved config (a `ComposedPolicy`'s encoders, fusion, head): pass the ones the model was built with
         """Rebuild a paradigm from `save_pretrained` output (no network needed). `VLABase.from_pretrained` returns the
         paradigm the checkpoint holds; `IntegratedVLA.from_pretrained` etc. insist on their own. Raises
         `FileNotFoundError` naming the missing file, `ValueError` when the checkpoint holds another paradigm."""
         d = Path(ckpt_dir)
         if not (d / "vlaos.json").exists(): raise FileNotFoundError(f"{d / 'vlaos.json'} not found: {d} is not a vlaos checkpoint")
         meta = json.loads((d / "vlaos.json").read_text())
-        if cls is VLABase: return paradigm_class(meta["paradigm"])._load_pretrained(d, meta, map_location)
+        if cls is VLABase: return paradigm_class(meta["paradigm"])._load_pretrained(d, meta, map_location, **modules)
         if meta["paradigm"] != cls.paradigm:
             raise ValueError(f"{d} holds a {meta['paradigm']!r} model, not {cls.paradigm!r} ({cls.__name__}); "
                              "load it with VLABase.from_pretrained")
-        return cls._load_pretrained(d, meta, map_location)
+        return cls._load_pretrained(d, meta, map_location, **modules)
 
     @classmethod
-    def _load_pretrained(cls, d: Path, meta: dict, map_location="cpu"):
+    def _load_pretrained(cls, d: Path, meta: dict, map_location="cpu", **modules):
         "Rebuild this paradigm from checkpoint folder `d` (its `vlaos.json` already read as `meta`)."
         import yaml
         from safetensors.torch import load_model
@@ -205,7 +206,7 @@ class VLABase(nn.Module):
         if (d / "bsq_tokenizer").exists(): cfg.foresight.tokenizer_path = str(d / "bsq_tokenizer")  # the frozen foresight tokenizer travels with the checkpoint
         llm = llm_from_hf_config(json.loads((d / "llm_config.json").read_text()), cfg.llm.attn_implementation) if cls.uses_vlm else None
         stats = json.loads((d / "dataset_statistics.json").read_text()) if (d / "dataset_statistics.json").exists() else None
-        model = cls(cfg, load_tokenizer(str(d / "tokenizer")), stats, meta["normalization"], meta["action_skip_dims"], llm=llm)
+        model = cls(cfg, load_tokenizer(str(d / "tokenizer")), stats, meta["normalization"], meta["action_skip_dims"], llm=llm, **modules)
         load_model(model, str(d / "model.safetensors"), device=str(map_location))
         model.processor.observation_image_size = meta.get("observation_image_size")
         model.processor.observation_cameras = meta.get("observation_cameras")

@@ -284,29 +284,5 @@ class ComposedPolicy(RecipeVLA):
         tokens, mask = self.fusion(self._streams(batch))
         return TokenContext(tokens, mask)
 
-    @classmethod
-    def from_pretrained(cls, ckpt_dir, map_location="cpu", **modules):
-        """Rebuild from `save_pretrained` output; pass the same modules the model was built with (none for the defaults
-        or a subclass that builds its own). Raises what `VLABase.from_pretrained` raises."""
-        from pathlib import Path
-        import json, yaml
-        from safetensors.torch import load_model
-        from vlaos.config import from_dict
-        from vlaos.prompting import load_tokenizer
-        d = Path(ckpt_dir)
-        for f in ["vlaos.json", "model.safetensors", "model_config.yaml", "tokenizer"]:
-            if not (d / f).exists(): raise FileNotFoundError(f"{d / f} not found: {d} is not a vlaos checkpoint")
-        meta = json.loads((d / "vlaos.json").read_text())
-        cfg = from_dict({"model": yaml.safe_load((d / "model_config.yaml").read_text())}).model
-        stats = json.loads((d / "dataset_statistics.json").read_text()) if (d / "dataset_statistics.json").exists() else None
-        model = cls(cfg, load_tokenizer(str(d / "tokenizer")), stats, meta["normalization"], meta["action_skip_dims"], **modules)
-        load_model(model, str(d / "model.safetensors"), device=str(map_location))
-        model.processor.observation_image_size = meta.get("observation_image_size")
-        model.processor.observation_cameras = meta.get("observation_cameras")
-        return model.eval()
-
-    @classmethod
-    def _load_pretrained(cls, d, meta, map_location="cpu"): return cls.from_pretrained(d, map_location)
-
 # %% ../../nbs/18b_recipes_compact.ipynb
 for _cls in (OctoPolicy, ACTPolicy, HelixVLA, ComposedPolicy): PARADIGMS[_cls.paradigm] = _cls
