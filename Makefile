@@ -15,7 +15,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install sync test demo demo_heldout bench readme
+.PHONY: install sync test test_slow demo demo_heldout bench readme
 
 # README.md is generated from nbs/index.ipynb (nbdev_readme needs Quarto, which is not installable offline),
 # and the study tables in it are rendered from results/ (vlaos.study.render_study_tables), never typed
@@ -31,12 +31,13 @@ sync:
 	after="$$(git diff -- vlaos; git ls-files -o --exclude-standard vlaos | xargs -r cat)"; \
 	if [ "$$before" != "$$after" ]; then echo "notebooks and library were not in sync (nbdev_export changed vlaos/): commit the exported files"; exit 1; fi
 
-# Each notebook runs in its own process (2 at a time): a process that renders with MuJoCo's EGL must never have
-# TensorFlow loaded (their LLVM copies crash on CPU machines), and nbdev_test's worker pool would reuse processes.
-NOTEBOOKS := $(sort $(wildcard nbs/*.ipynb))
+# Every notebook under nbdev_test in its own process and the pytest suite, 2 at a time, longest first, one torch thread
+# each; prints every job's seconds at the end (scripts/run_tests.py says why). `make test_slow` adds the cells flagged slow.
 test: install sync
-	@echo "$(NOTEBOOKS)" | tr ' ' '\n' | xargs -P 2 -I{} sh -c 'start=$$(date +%s); if nbdev_test --path {} > /tmp/vlaos_nbtest_$$(basename {}).log 2>&1; then echo "ok     {} ($$(( $$(date +%s) - start )) s)"; else echo "FAILED {}"; tail -40 /tmp/vlaos_nbtest_$$(basename {}).log; exit 1; fi'
-	$(PY) -m pytest -q tests
+	$(PY) scripts/run_tests.py
+
+test_slow: install sync
+	$(PY) scripts/run_tests.py --flags slow
 
 # the README's main job; every stage is timed. Layout: 2 processes x 1 torch thread x 1 TensorFlow thread, the fastest
 # in-run layout measured on 2 cores (results/train_layouts.json, scripts/train_layouts.py); and the run is recorded in $(DEMO_RECORD) (README: `make readme`)

@@ -33,7 +33,12 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("VLAOS_CACHE") or Path.home() / ".cache" / "vlaos")
-STAMP = "vlaos-install.json"  # written last: a folder without it is an interrupted install and is redone
+STAMP = "vlaos-install-2.json"  # written last: a folder without it is an interrupted (or older-recipe) install and is redone
+# optional dependencies that transformers imports by itself whenever they are installed (transformers.integrations.hub_kernels
+# imports `kernels` at `import transformers.activations`): when this environment holds a version outside the range the
+# tested transformers declares for them (the newest transformers pulls in a newer one), the cache gets an allowed version,
+# as a user of that transformers would have
+IMPORTED_WHEN_PRESENT = ("kernels",)
 NETWORK_ERRORS = re.compile(r"Retrying \(Retry|NewConnectionError|ConnectTimeout|ConnectionError|Max retries exceeded|"
                             r"Temporary failure in name resolution|Name or service not known|Network is unreachable|"
                             r"ProxyError|Could not fetch URL|connection broken")
@@ -89,12 +94,14 @@ def _installed(paths: list[str] | None = None) -> dict[str, Version]:
 
 
 def _unsatisfied(target: Path) -> list[str]:
-    "Requirements (no extras) of the distributions in `target` that neither `target` nor this environment meets."
+    """Requirements (no extras) of the distributions in `target` that neither `target` nor this environment meets, and
+    the extras' ranges of the `IMPORTED_WHEN_PRESENT` packages this environment holds in another version."""
     have = {**_installed(), **_installed([str(target)])}
     out = []
     for d in metadata.distributions(path=[str(target)]):
         for r in map(Requirement, d.requires or []):
-            if r.marker is not None and not r.marker.evaluate({"extra": ""}): continue
+            optional = r.marker is not None and not r.marker.evaluate({"extra": ""})
+            if optional and not (canonicalize_name(r.name) in IMPORTED_WHEN_PRESENT and canonicalize_name(r.name) in have): continue
             v = have.get(canonicalize_name(r.name))
             if v is None or not r.specifier.contains(v, prereleases=True):
                 out.append(f"{r.name}{r.specifier}")

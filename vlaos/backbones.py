@@ -12,9 +12,10 @@ import timm
 from .config import VisionConfig, LLMConfig, ModelConfig
 
 # %% auto 0
-__all__ = ['VLM_WEIGHTS', 'VLM_META', 'TimmViT', 'VisionBackbone', 'build_llm', 'llm_from_hf_config', 'Projector', 'VLMOutput',
-           'VLM', 'kv_unused_parameters', 'freeze_kv_unused', 'save_vlm', 'resolve_checkpoint_dir', 'resolve_vlm_dir',
-           'vlm_architecture_mismatches', 'load_vlm_weights', 'vlm_from_checkpoint']
+__all__ = ['VLM_WEIGHTS', 'VLM_META', 'TimmViT', 'VisionBackbone', 'build_llm', 'llm_from_hf_config', 'llm_cache', 'cache_kwargs',
+           'Projector', 'VLMOutput', 'VLM', 'kv_unused_parameters', 'freeze_kv_unused', 'save_vlm',
+           'resolve_checkpoint_dir', 'resolve_vlm_dir', 'vlm_architecture_mismatches', 'load_vlm_weights',
+           'vlm_from_checkpoint', 'safetensors_shapes', 'load_checked_weights']
 
 # %% ../nbs/01_backbones.ipynb
 class TimmViT(nn.Module):
@@ -82,6 +83,17 @@ def llm_from_hf_config(hf_config: dict, attn_implementation="sdpa"):
     d = dict(hf_config); mt = d.pop("model_type")
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(mt, **d), attn_implementation=attn_implementation)
 
+def llm_cache(out):
+    """The K/V cache (a transformers `Cache`) of an LLM forward with `use_cache=True`: `out.cache`, as transformers
+    names it since 5.x releases that deprecated `past_key_values` (reading the old name logs a deprecation per
+    process), or `out.past_key_values` on the older releases the pin allows."""
+    return out.cache if "cache" in getattr(out, "__dataclass_fields__", {}) else out.past_key_values
+
+def cache_kwargs(llm, cache) -> dict:
+    "The keyword that passes `cache` back into `llm`'s forward: `{'cache': cache}` where it takes one, else `{'past_key_values': cache}`."
+    import inspect
+    return {"cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values": cache}
+
 # %% ../nbs/01_backbones.ipynb
 class Projector(nn.Module):
     "gelu-MLP [.., vision_dim] -> [.., llm_dim]."
@@ -131,7 +143,7 @@ class VLM(nn.Module):
                ) -> VLMOutput:
         embeds, mask = self.embed(pixel_values, input_ids, attention_mask)
         out = self.llm.model(inputs_embeds=embeds, attention_mask=mask.long(), use_cache=True, output_hidden_states=hidden_layer != -1)
-        cache = out.past_key_values
+        cache = llm_cache(out)
         ks, vs = [], []
         for layer in cache.layers[:self.num_layers]:
             ks.append(rearrange(layer.keys, "b h l d -> b l (h d)"))  # (B, L, Hkv*hd)
@@ -152,7 +164,7 @@ def kv_unused_parameters(vlm) -> list[str]:
     params = [(n, p) for n, p in vlm.named_parameters() if p.requires_grad and not n.startswith("vision.")]
     with torch.enable_grad():  # models are often built under no_grad (inference, benchmarks)
         emb = torch.cat([vlm.projector(feat), vlm.llm.get_input_embeddings()(ids).to(feat.dtype)], 1)
-        cache = vlm.llm.model(inputs_embeds=emb, use_cache=True).past_key_values
+        cache = llm_cache(vlm.llm.model(inputs_embeds=emb, use_cache=True))
         kv = sum(layer.keys.sum() + layer.values.sum() for layer in cache.layers[:vlm.num_layers])
         grads = torch.autograd.grad(kv, [p for _, p in params], allow_unused=True)
     vlm.train(was_training)
@@ -280,3 +292,39 @@ def vlm_from_checkpoint(path, key: str="model.vlm_checkpoint") -> tuple[VLM, Mod
     vlm = VLM(cfg, info["vocab_size"], llm=llm_from_hf_config(info["llm_config"], cfg.llm.attn_implementation))
     load_vlm_weights(vlm, cfg, d, key)
     return vlm, cfg, info
+
+# %% ../nbs/01_backbones.ipynb
+def safetensors_shapes(path, # a .safetensors file
+                      ) -> dict[str, tuple]:
+    """Name -> shape of every tensor in a safetensors file, read from its header (no tensor data is loaded). Raises
+    `FileNotFoundError` naming a missing file and `ValueError` naming a damaged one (an interrupted write, a truncated
+    copy, another format) with its size and safetensors' own reason."""
+    from safetensors import safe_open, SafetensorError
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"{p} not found")
+    try:
+        with safe_open(str(p), "pt") as f: return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except SafetensorError as e:
+        raise ValueError(f"{p} is damaged ({p.stat().st_size} bytes; safetensors: {e}): an interrupted write or a truncated "
+                         "copy; copy the checkpoint again or load an earlier one") from None
+
+def load_checked_weights(module: nn.Module, # the model built from `config_file`
+                         path, # its weights, written by `safetensors.torch.save_model` (tied tensors stored once)
+                         config_file=None, # the config `module` was built from, named in errors (e.g. model_config.yaml)
+                         device="cpu", # where the tensors go
+                        ) -> int:
+    """Load `path` into `module` strictly; returns the number of tensors in the file. Every failure names the files:
+    `ValueError` for a damaged file (`safetensors_shapes`), for tensors whose shapes differ between the file and the
+    module built from `config_file` (the config disagrees with the weights), and for missing or unexpected tensors."""
+    from safetensors.torch import load_model
+    saved, own = safetensors_shapes(path), {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    against = f"the model built from {config_file}" if config_file else "the model"
+    bad = [f"{k}: {list(saved[k])} in the file, {list(s)} in the model" for k, s in own.items() if k in saved and saved[k] != s]
+    if bad:
+        raise ValueError(f"{path} does not fit {against}: {len(bad)} tensors differ in shape, e.g. " + "; ".join(bad[:3]) +
+                         (f". {config_file} disagrees with the weights (edited by hand, or from another run)" if config_file else ""))
+    missing, unexpected = load_model(module, str(path), strict=False, device=str(device))  # handles tensors tied in the module
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit {against}: {len(missing)} tensors missing from the file (e.g. {missing[:3]}), "
+                         f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+    return len(saved)

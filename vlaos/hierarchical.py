@@ -10,7 +10,7 @@ from fastcore.basics import patch
 from .config import ModelConfig, from_dict, to_dict
 from .paradigms import VLABase, VLAProcessor, VLAOutput, IntegratedVLA, PARADIGMS, FORESIGHT
 from .heads.planning import PLAN_BATCH_PREFIX
-from .backbones import resolve_checkpoint_dir
+from .backbones import resolve_checkpoint_dir, load_checked_weights
 from .heads.low_level import LowLevelActionHead, rasterize_visual_plans
 
 # %% auto 0
@@ -229,7 +229,6 @@ def save_pretrained(self: HierarchicalVLA, out_dir: str|Path):
 def _load_pretrained(cls: HierarchicalVLA, d: Path, meta: dict, map_location="cpu"):
     "Both levels from checkpoint folder `d` (see above); raises `FileNotFoundError` naming a missing file."
     import yaml
-    from safetensors.torch import load_model
     for f in ["low_level_head.safetensors", "model_config.yaml", "high_level/vlaos.json"]:
         if not (d / f).exists(): raise FileNotFoundError(f"{d / f} not found: {d} is not a Hierarchical vlaos checkpoint")
     cfg = from_dict({"model": yaml.safe_load((d / "model_config.yaml").read_text())}).model
@@ -238,7 +237,7 @@ def _load_pretrained(cls: HierarchicalVLA, d: Path, meta: dict, map_location="cp
     stats = json.loads((d / "dataset_statistics.json").read_text()) if (d / "dataset_statistics.json").exists() else None
     model = cls(cfg, None, stats, meta["normalization"], meta["action_skip_dims"],
                 high_level=IntegratedVLA.from_pretrained(d / "high_level", map_location))
-    load_model(model.low_level_head, str(d / "low_level_head.safetensors"), device=str(map_location))
+    load_checked_weights(model.low_level_head, d / "low_level_head.safetensors", d / "model_config.yaml", map_location)
     model.processor.observation_image_size = meta.get("observation_image_size")
     model.processor.observation_cameras = meta.get("observation_cameras")
     return model.eval()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .config import ModelConfig, RECIPES, from_dict, to_dict
-from .backbones import VLM, llm_from_hf_config, freeze_kv_unused
+from .backbones import VLM, llm_from_hf_config, freeze_kv_unused, load_checked_weights
 from .heads.action import ActionHead
 from .prompting import build_prompt, tokenize_prompts, load_tokenizer
 from .data.normalization import normalize, unnormalize  # TF-free: evaluation renders with EGL, which crashes beside TensorFlow
@@ -198,7 +198,6 @@ class VLABase(nn.Module):
     def _load_pretrained(cls, d: Path, meta: dict, map_location="cpu", **modules):
         "Rebuild this paradigm from checkpoint folder `d` (its `vlaos.json` already read as `meta`)."
         import yaml
-        from safetensors.torch import load_model
         for f in ["model.safetensors", "model_config.yaml", "tokenizer"] + (["llm_config.json"] if cls.uses_vlm else []):
             if not (d / f).exists(): raise FileNotFoundError(f"{d / f} not found: {d} is not a vlaos checkpoint")
         cfg = from_dict({"model": yaml.safe_load((d / "model_config.yaml").read_text())}).model
@@ -207,7 +206,7 @@ class VLABase(nn.Module):
         llm = llm_from_hf_config(json.loads((d / "llm_config.json").read_text()), cfg.llm.attn_implementation) if cls.uses_vlm else None
         stats = json.loads((d / "dataset_statistics.json").read_text()) if (d / "dataset_statistics.json").exists() else None
         model = cls(cfg, load_tokenizer(str(d / "tokenizer")), stats, meta["normalization"], meta["action_skip_dims"], llm=llm, **modules)
-        load_model(model, str(d / "model.safetensors"), device=str(map_location))
+        load_checked_weights(model, d / "model.safetensors", d / "model_config.yaml", map_location)
         model.processor.observation_image_size = meta.get("observation_image_size")
         model.processor.observation_cameras = meta.get("observation_cameras")
         return model.eval()

@@ -88,13 +88,12 @@ def load_init_weights(model, # the freshly built policy (a vlaos paradigm or rec
                      ) -> int:
     """Load a trained policy's weights into `model` before training (`train.init_weights`: fine-tuning, continual-learning
     stages); returns the number of tensors loaded. Strict: raises `FileNotFoundError` naming the missing file and
-    `RuntimeError` naming missing, unexpected or mis-shaped tensors (another architecture or tokenizer)."""
-    from safetensors.torch import load_file
+    `ValueError` naming the file and the missing, unexpected or mis-shaped tensors (another architecture or tokenizer) or
+    a damaged file (`vlaos.backbones.load_checked_weights`)."""
+    from vlaos.backbones import load_checked_weights
     src = Path(path) / "model.safetensors"
     if not src.exists(): raise FileNotFoundError(f"{src} not found: train.init_weights must be a save_pretrained folder (a checkpoint's model/ dir)")
-    sd = load_file(str(src))
-    model.load_state_dict(sd, strict=True)
-    return len(sd)
+    return load_checked_weights(model, src, "the run's config (model:)")
 
 def train(cfg: RunConfig, # resolved run config
           resume: bool=False, # continue from the run's latest checkpoint

@@ -22,7 +22,7 @@ from .images import process_images, frame_to_crop, crop_text_boxes, lift_depth, 
 from ..prompting import build_prompt, tokenize_prompts
 
 # %% auto 0
-__all__ = ['DATASET_SPECS', 'TOY_TASKS', 'STATS_FILE', 'ANNOTATION_MODES', 'ANNOTATION_HEADS', 'AUGMENT_BRIGHTNESS',
+__all__ = ['TFDS_NOISE', 'DATASET_SPECS', 'TOY_TASKS', 'STATS_FILE', 'ANNOTATION_MODES', 'ANNOTATION_HEADS', 'AUGMENT_BRIGHTNESS',
            'AUGMENT_CONTRAST', 'PIXEL_ANNOTATIONS', 'TEXT_BOX_ANNOTATIONS', 'EPISODE_SHUFFLE_BUFFER',
            'CACHE_IMAGE_MODES', 'CACHE_IMAGES_AUTO_MB', 'DatasetSpec', 'get_spec', 'write_toy_rlds',
            'resolve_dataset_dir', 'open_rlds', 'check_spec_dims', 'check_dataset', 'read_episodes',
@@ -40,6 +40,18 @@ def _configure_tensorflow(threads: int = int(os.environ.get("VLAOS_TF_THREADS", 
     except RuntimeError: pass
 
 _configure_tensorflow()
+
+# %% ../../nbs/10_rlds.ipynb
+import logging, re
+TFDS_NOISE = re.compile(r"`(FeatureConnector|TensorInfo)\.dtype` is deprecated|CounterV2 \(from tensorflow\.python\.data\.experimental")
+
+class _DropTFDSNoise(logging.Filter):
+    "Drop the deprecation warnings TensorFlow Datasets raises about its own calls (`TFDS_NOISE`); pass everything else."
+    def filter(self, record): return not TFDS_NOISE.search(record.getMessage())
+
+for _name in ("absl", "tensorflow"):
+    _log = logging.getLogger(_name)
+    if not any(isinstance(f, _DropTFDSNoise) for f in _log.filters): _log.addFilter(_DropTFDSNoise())
 
 # %% ../../nbs/10_rlds.ipynb
 @dataclass
@@ -292,9 +304,9 @@ def check_dataset(dataset_dir: str | Path,  # RLDS dataset folder
     shapes = []
     for k in views:
         img = need(f"observation/{k}")
-        if len(img.shape) != 3 or img.shape[-1] != 3 or tf.as_dtype(img.dtype) != tf.uint8:
+        if len(img.shape) != 3 or img.shape[-1] != 3 or img.np_dtype != np.uint8:
             raise ValueError(f"{fpath}: field 'steps/observation/{k}' must be an RGB uint8 image (H, W, 3), "
-                             f"got shape {img.shape} dtype {tf.as_dtype(img.dtype).name}")
+                             f"got shape {img.shape} dtype {np.dtype(img.np_dtype).name}")
         shapes.append(tuple(img.shape))
     need(spec.instruction_key)
     depth_views = []

@@ -18,9 +18,10 @@ from ..data.normalization import unnormalize
 from ..flow import ode_solve
 
 # %% auto 0
-__all__ = ['ONE_PASS_POLICY_HEADS', 'OUTPUT_NAMES', 'EXPORT_FORMATS', 'SIDECAR', 'MID_SIZE', 'check_exportable', 'InferenceGraph',
-           'export_onnx', 'export_torchscript', 'quantize_onnx_int8', 'quantize_torch_int8', 'convert_onnx_fp16',
-           'export_policy', 'ExportedPolicy', 'main', 'bench_model', 'bench_export', 'format_bench_table', 'bench_main']
+__all__ = ['ONE_PASS_POLICY_HEADS', 'OUTPUT_NAMES', 'EXPORT_FORMATS', 'SIDECAR', 'INT8_WEIGHT_LIMIT', 'MID_SIZE',
+           'check_exportable', 'InferenceGraph', 'export_onnx', 'export_torchscript', 'quantize_onnx_int8',
+           'quantize_torch_int8', 'convert_onnx_fp16', 'export_policy', 'ExportedPolicy', 'main', 'bench_model',
+           'bench_export', 'format_bench_table', 'bench_main']
 
 # %% ../../nbs/30_export.ipynb
 ONE_PASS_POLICY_HEADS = (MLPHead, TransformerDecoderHead)  # deterministic token-conditioned heads: one pass, no noise
@@ -140,10 +141,16 @@ def export_torchscript(graph: nn.Module, path: str|Path, example_inputs: tuple) 
     traced.save(str(path))
     return Path(path)
 
+INT8_WEIGHT_LIMIT = 64  # reduce_range: weights in [-64, 64], so u8 x s8 pair sums fit in int16 on every x86 CPU
+
 def quantize_onnx_int8(src: str|Path, dst: str|Path) -> Path:
-    "Dynamic INT8 quantization of an ONNX file (int8 weights of MatMul/Gemm, activations quantized per call)."
+    """Dynamic INT8 quantization of an ONNX file: MatMul / Conv / Gather weights stored as int8, one scale per output
+    channel, activations quantized per call (`onnxruntime.quantization.quantize_dynamic`). Weights use 7 bits
+    (`reduce_range`, |w_int8| <= `INT8_WEIGHT_LIMIT`) so that the file gives the same result on every x86 CPU: on CPUs
+    without VNNI (AVX2, and AVX-512 before Cascade Lake) ONNX Runtime's u8 x s8 kernel sums pairs of products in
+    int16 (VPMADDUBSW), which saturates for full-range weights (ONNX Runtime quantization guide, 'reduce_range')."""
     from onnxruntime.quantization import quantize_dynamic, QuantType
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
     return Path(dst)
 
 def quantize_torch_int8(graph: InferenceGraph) -> nn.Module:

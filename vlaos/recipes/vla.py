@@ -8,6 +8,7 @@ import dataclasses, math
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..config import ModelConfig
+from ..backbones import llm_cache, cache_kwargs
 from ..paradigms import VLABase, ActionOnlyVLA, VLAOutput, PARADIGMS
 from ..heads.policy import TokenContext, PolicyHead, build_policy_head
 
@@ -230,7 +231,7 @@ class RT2VLA(RecipeVLA):
             if i == n - 1: break
             new = emb(self.action_token_ids[b])[:, None].to(embeds.dtype)  # (b, 1, d)
             mask = torch.cat([mask, mask.new_ones(B, 1)], 1)
-            if use_cache: out = llm(inputs_embeds=new, attention_mask=mask.long(), past_key_values=out.past_key_values, use_cache=True)
+            if use_cache: out = llm(inputs_embeds=new, attention_mask=mask.long(), use_cache=True, **cache_kwargs(llm, llm_cache(out)))
             else:
                 embeds = torch.cat([embeds, new], 1)
                 out = llm(inputs_embeds=embeds, attention_mask=mask.long(), logits_to_keep=1)
