@@ -461,7 +461,9 @@ def to_dict(cfg) -> dict:
 PRESETS = {
     "tiny": {
         "model": {
-            "vision": {"backbone": "vit_tiny_patch16_224", "image_size": 64,
+            # feature_layer -1: both blocks of the random-init 2-block ViT are used (-2, Prismatic's choice for large
+            # pretrained ViTs whose last block serves the pretraining objective, pruned the tiny ViT to one block)
+            "vision": {"backbone": "vit_tiny_patch16_224", "image_size": 64, "feature_layer": -1,
                        "timm_kwargs": {"img_size": 64, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2}},
             "llm": {"architecture": "qwen2", "config_overrides": {
                 "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
