@@ -49,10 +49,11 @@ demo: install
 	$(PY) -c "from vlaos.study import write_demo_record as w; w('$(DEMO_RECORD)', '$(DEMO_RUN)', dataset_s=$$((t1-t0)), train_s=$$((t2-t1)), eval_s=$$((t3-t2)))"; \
 	echo "demo: $$((t3-t0)) s in all (dataset $$((t1-t0)) s, training $$((t2-t1)) s, evaluation $$((t3-t2)) s); recorded in $(DEMO_RECORD)"
 
-# the demo checkpoint on seeds the README does not use (episode i seeded 3000 + i), 20 episodes per task; added to the record
+# the demo checkpoint on seeds the README does not use (episode i seeded 3000 + i), 20 episodes per task, with the
+# vision-reliance probe (each episode also run seeing a twin scene's frames: visual_reliance); added to the record
 demo_heldout:
 	@set -e; t0=$$(date +%s); \
-	vlaos_eval $(DEMO_RUN) --episodes 20 --seed 3000 --no_video --out $(DEMO_RUN)/eval_heldout; t1=$$(date +%s); \
+	vlaos_eval $(DEMO_RUN) --episodes 20 --seed 3000 --no_video --probe --out $(DEMO_RUN)/eval_heldout; t1=$$(date +%s); \
 	$(PY) -c "from vlaos.study import write_demo_record as w; w('$(DEMO_RECORD)', '$(DEMO_RUN)', '$(DEMO_RUN)/eval_heldout', heldout=True, eval_s=$$((t1-t0)))"
 
 bench: install

@@ -219,6 +219,7 @@ class EvalConfig:
     execute_steps: int = 4  # actions of each predicted chunk executed open-loop before re-planning
     seed: int = 1000  # episode i of a task uses seed + i
     video: bool = True  # save an MP4 of the first episode of each task
+    probe: bool = False  # vision-reliance probe: each episode also run seeing a twin scene's frames (vlaos_eval --probe)
 
 PRETRAIN_STAGES = ("align", "finetune", "full-finetune")  # vlaos.pretrain stages (VLA-OS / Prismatic names)
 

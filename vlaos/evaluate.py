@@ -15,8 +15,8 @@ from tqdm.auto import tqdm
 from .data.images import POINT_MAP_KEYS   # pure numpy (no MuJoCo)
 
 # %% auto 0
-__all__ = ['wilson_interval', 'episode_generator', 'ChunkedPolicy', 'draw_plan_on_frame', 'rollout', 'rollout_vectorized',
-           'evaluate', 'check_failures', 'success_table', 'plot_success', 'main']
+__all__ = ['TWIN_SEED_OFFSET', 'wilson_interval', 'episode_generator', 'ChunkedPolicy', 'draw_plan_on_frame', 'rollout',
+           'rollout_vectorized', 'evaluate', 'check_failures', 'success_table', 'plot_success', 'plot_reliance', 'main']
 
 # %% ../nbs/14_evaluate.ipynb
 def wilson_interval(successes: int, n: int, z: float=1.959963984540054) -> tuple[float, float]:
@@ -139,14 +139,22 @@ def _report_plans(task: str, plans: list, out):
             for p in plans: f.write(json.dumps(_jsonable({k: v for k, v in p.items() if k != "goal_image"})) + "\n")
 
 def rollout(env, policy: ChunkedPolicy, seed: int, max_steps: int, record: bool=False,
-            generator: torch.Generator|None=None) -> dict:
-    "One episode; returns success, steps, sum_reward, max_reward and (if `record`) the primary-camera frames."
+            generator: torch.Generator|None=None,
+            twin_env=None, # the probe's twin scene: the policy sees its camera views instead of `env`'s (see `evaluate(probe=True)`)
+            twin_seed: int|None=None, # the twin's reset seed (another placement of the same task)
+           ) -> dict:
+    """One episode; returns success, steps, sum_reward, max_reward and (if `record`) the primary-camera frames. With
+    `twin_env`, every action is also applied to the twin, and the policy's camera views (`policy.view_keys`) come from
+    the twin while proprio, instruction, success and rewards come from `env`."""
     policy.reset(0, generator)
     obs = env.reset(seed=seed)
+    twin = twin_env.reset(seed=twin_seed) if twin_env is not None else None
     frames, rewards, success = [], [], False
     for t in range(max_steps):
-        action = policy(obs)  # the plan of the chunk this action belongs to is `policy.last_plan`
-        if record: frames.append(draw_plan_on_frame(obs["image"], policy.last_plan))
+        seen = obs if twin is None else {**obs, **{k: twin[k] for k in policy.view_keys}}
+        action = policy(seen)  # the plan of the chunk this action belongs to is `policy.last_plan`
+        if record: frames.append(draw_plan_on_frame(seen["image"], policy.last_plan))
+        if twin is not None: twin = twin_env.step(np.clip(action, -1, 1))[0]
         obs, reward, terminated, truncated, info = env.step(np.clip(action, -1, 1))
         rewards.append(float(reward))
         if info.get("success"): success = True; break
@@ -231,6 +239,15 @@ def _save_video(path: Path, frames: list, fps: int=20):
     import imageio.v2 as imageio
     imageio.mimsave(path, [np.asarray(f) for f in frames], fps=fps, macro_block_size=1)
 
+TWIN_SEED_OFFSET = 100_000  # twin scenes' seeds lie far from the evaluation seeds (and from the demos' seeds)
+
+def _twin_success(env, twin_env, policy, seed, twin_seed, max_steps, generator, bar) -> bool|None:
+    "Success of one probe episode (see `rollout`'s `twin_env`); None when it failed to run."
+    policy.record_plans = False
+    try: return bool(rollout(env, policy, seed, max_steps, generator=generator, twin_env=twin_env, twin_seed=twin_seed)["success"])
+    except Exception: return None  # (the real episode's record carries errors)
+    finally: bar.update(1)
+
 def evaluate(model, # a vlaos paradigm
              tasks: list[str], # task names of the environment
              episodes_per_task: int=10,
@@ -246,8 +263,14 @@ def evaluate(model, # a vlaos paradigm
              task_groups: dict|None=None, # task -> group name; default: Meta-World's difficulty groups when every task has one
              view_keys=("image", "wrist_image"), # env observation keys of the model's views
              mp_context: str|None="spawn", # start method of the env workers (num_envs > 1); 'fork' hung here after the parent had rendered with EGL: tests with fake envs only
+             probe: bool=False, # also run every episode seeing the live frames of a twin scene: `visual_reliance` (see above)
+             twin_seed_offset: int=TWIN_SEED_OFFSET, # episode i's twin scene is reset with seed `seed + twin_seed_offset + i`
             ) -> dict:
-    "Closed-loop success per task / group / overall with Wilson 95 % intervals; a failed episode is recorded, not fatal."
+    """Closed-loop success per task / group / overall with Wilson 95 % intervals; a failed episode is recorded, not fatal.
+    With `probe`, each episode is run a second time (same env seed, same noise) while the policy sees the camera views
+    of a twin scene stepped with the same actions, and each task gets `twin_successes`, `twin_success_rate` and
+    `visual_reliance` (success rate minus twin success rate). Raises `ValueError` for `probe` with `num_envs` > 1."""
+    if probe and num_envs > 1: raise ValueError("probe=True (--probe) runs the serial loop: use num_envs=1 (--num_envs 1)")
     if make_env is None:
         from vlaos.envs.metaworld import make_metaworld_env, DEFAULT_CAMERAS
         cams = getattr(model.processor, "observation_cameras", None) or DEFAULT_CAMERAS  # the training data's cameras
@@ -268,8 +291,10 @@ def evaluate(model, # a vlaos paradigm
     if num_envs > 1 and tasks:  # worker processes started once, switched from task to task
         from vlaos.envs.vector import make_vector_env
         vec = make_vector_env(make_env, tasks[0], seed, image_size, model.cfg.action_dim, min(num_envs, episodes_per_task), mp_context)
+    if probe: bar.total *= 2
     try: _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_steps, seed, out, video, image_size,
-                         make_env, show_plans, num_envs, view_keys, mp_context, vec, bar, results)
+                         make_env, show_plans, num_envs, view_keys, mp_context, vec, bar, results,
+                         twin_seed_offset if probe else None)
     finally:
         if vec is not None: vec.close()
     bar.close()
@@ -277,7 +302,7 @@ def evaluate(model, # a vlaos paradigm
                       image_size, num_envs)
 
 def _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_steps, seed, out, video, image_size,
-                    make_env, show_plans, num_envs, view_keys, mp_context, vec, bar, results):
+                    make_env, show_plans, num_envs, view_keys, mp_context, vec, bar, results, twin_seed_offset=None):
     "The rollouts of `evaluate`, task by task, into `results` (serial loop, or the vector env `vec`)."
     for task in tasks:
         t_task = time.time()
@@ -289,6 +314,7 @@ def _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_
                                               vec=vec)
         else:
             env = make_env(task, seed, image_size)
+            twin_env = make_env(task, seed, image_size) if twin_seed_offset is not None else None
             policy = ChunkedPolicy(model, execute_steps, view_keys)
             for i in range(episodes_per_task):
                 # plans are generated (extra decoder passes) only where they are shown: the first episode of each task
@@ -302,13 +328,20 @@ def _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_
                 except Exception as e:  # one broken episode must not end the sweep
                     r = {"success": False, "steps": 0, "sum_reward": 0.0, "max_reward": 0.0,
                          "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=4)}
+                if twin_env is not None:  # the probe: the same episode, seeing the twin scene's cameras
+                    r["twin_seed"] = seed + twin_seed_offset + i
+                    r["twin_success"] = _twin_success(env, twin_env, policy, seed + i, r["twin_seed"], max_episode_steps,
+                                                      episode_generator(seed, task, i), bar)
                 recs.append(r); bar.update(1)
             if hasattr(env, "close"): env.close()
+            if twin_env is not None and hasattr(twin_env, "close"): twin_env.close()
         if frames and out: _save_video(out / f"{_fname(task)}_episode0.mp4", frames)
         for i, r in enumerate(recs): results["episodes"].append({"task": task, "episode": i, "seed": seed + i, **r})
         succ, errs = sum(bool(r["success"]) for r in recs), [r for r in recs if "error" in r]
         dt = time.time() - t_task
-        results["tasks"][task] = {**_rate(succ, episodes_per_task), "failed_episodes": len(errs),
+        twin = ({"twin_successes": (ts := sum(bool(r.get("twin_success")) for r in recs)), "twin_success_rate": ts / max(episodes_per_task, 1),
+                 "visual_reliance": (succ - ts) / max(episodes_per_task, 1)} if twin_seed_offset is not None else {})
+        results["tasks"][task] = {**_rate(succ, episodes_per_task), **twin, "failed_episodes": len(errs),
                                   "first_error": errs[0]["traceback"] if errs else None,
                                   "avg_sum_reward": float(np.mean([r["sum_reward"] for r in recs])),
                                   "avg_max_reward": float(np.mean([r["max_reward"] for r in recs])),
@@ -322,6 +355,10 @@ def _summarize(results, tasks, episodes_per_task, task_groups, out, t0, max_epis
     n, s = len(tasks) * episodes_per_task, sum(t["successes"] for t in T.values())
     results["mean_success_rate"], results["ci95"] = s / max(n, 1), list(wilson_interval(s, n))
     results["failed_episodes"] = sum(t["failed_episodes"] for t in T.values())
+    if T and all("visual_reliance" in t for t in T.values()):  # the probe ran: pooled twin success and visual reliance
+        ts = sum(t["twin_successes"] for t in T.values())
+        results["twin_success_rate"], results["twin_ci95"] = ts / max(n, 1), list(wilson_interval(ts, n))
+        results["visual_reliance"] = (s - ts) / max(n, 1)
     groups = {}
     for t, g in task_groups.items(): groups.setdefault(g, []).append(t)
     results["groups"] = {g: {**_rate(sum(T[t]["successes"] for t in ts), sum(T[t]["episodes"] for t in ts)), "tasks": ts}
@@ -343,6 +380,7 @@ def _summarize(results, tasks, episodes_per_task, task_groups, out, t0, max_epis
     if out:
         (out / "results.json").write_text(json.dumps(results, indent=1))
         plot_success(results, out / "success.png")
+        if "visual_reliance" in results: plot_reliance(results, out / "reliance.png")
     return results
 
 def check_failures(results: dict):
@@ -364,6 +402,12 @@ def success_table(results: dict) -> str:
     rows.append(f"| **mean** (per episode) | | **{results['mean_success_rate']:.1%}** | {results['ci95'][0]:.0%}–{results['ci95'][1]:.0%} | "
                 f"{results.get('failed_episodes', 0) or ''} |")
     if len(results.get("groups", {})) > 1: rows.append(f"| **mean of group means** | | **{results['mean_of_group_means']:.1%}** | | |")
+    if "visual_reliance" in results:  # the probe ran (`evaluate(probe=True)`)
+        rows += ["", "| task | success, own frames | success, twin scene's frames | visual reliance |", "|---|---|---|---|"]
+        rows += [f"| {t} | {r['successes']}/{r['episodes']} | {r['twin_successes']}/{r['episodes']} | {100 * r['visual_reliance']:+.0f} points |"
+                 for t, r in results["tasks"].items()]
+        rows.append(f"| **mean** | {results['mean_success_rate']:.1%} | {results['twin_success_rate']:.1%} | "
+                    f"**{100 * results['visual_reliance']:+.0f} points** |")
     return "\n".join(rows)
 
 def plot_success(results: dict, path=None, title: str="closed-loop success"):
@@ -378,6 +422,29 @@ def plot_success(results: dict, path=None, title: str="closed-loop success"):
     ax.errorbar(tasks, rates, yerr=yerr, fmt="none", ecolor="k", capsize=4)
     ax.set_ylim(0, 1.05); ax.set_ylabel("success rate"); ax.set_title(f"{title} (mean {results['mean_success_rate']:.0%})")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right"); fig.tight_layout()
+    if path: fig.savefig(path, dpi=120); plt.close(fig)
+    return fig
+
+def plot_reliance(results: dict, path=None, title: str="vision-reliance probe"):
+    """Per task, success with the policy's own frames beside success while it sees a twin scene's frames (Wilson 95 %
+    bars), the gap labelled as visual reliance in points; from `evaluate(probe=True)` results. Raises `ValueError` when
+    the probe did not run."""
+    if "visual_reliance" not in results: raise ValueError("these results have no probe figures: evaluate with probe=True (vlaos_eval --probe)")
+    import matplotlib.pyplot as plt
+    tasks, T = list(results["tasks"]), results["tasks"]
+    x, w = np.arange(len(tasks)), 0.38
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(tasks), 3.4))
+    for k, (key, n_key, label, color) in enumerate([("success_rate", "successes", "own frames", "tab:blue"),
+                                                   ("twin_success_rate", "twin_successes", "twin scene's frames", "tab:orange")]):
+        rate = np.array([T[t][key] for t in tasks])
+        ci = np.array([wilson_interval(T[t][n_key], T[t]["episodes"]) for t in tasks]).reshape(-1, 2)
+        ax.bar(x + (k - 0.5) * w, rate, w, color=color, alpha=0.85, label=label)
+        ax.errorbar(x + (k - 0.5) * w, rate, yerr=np.clip([rate - ci[:, 0], ci[:, 1] - rate], 0, None), fmt="none", ecolor="k", capsize=3)
+    for xi, t in zip(x, tasks): ax.text(xi, 1.07, f"{100 * T[t]['visual_reliance']:+.0f}", ha="center", fontsize=9)
+    ax.set_xticks(x, tasks); plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    ax.set_ylim(0, 1.18); ax.set_ylabel("success rate"); ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{title}: reliance {100 * results['visual_reliance']:+.0f} points (numbers above: per task)")
+    fig.tight_layout()
     if path: fig.savefig(path, dpi=120); plt.close(fig)
     return fig
 
@@ -406,6 +473,7 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
          out: str=None, # output dir (default: <run dir>/eval)
          no_video: bool=False, # skip the MP4s
          no_plans: bool=False, # do not generate / print / draw plans (paradigms with planning heads)
+         probe: bool=False, # vision-reliance probe: also run each episode seeing a twin scene's live frames (results: visual_reliance; default: eval.probe)
         ):
     "Closed-loop evaluation of a checkpoint: prints the success table, writes results.json, success.png, MP4s; exits 1 when every episode of a task failed."
     from vlaos.paradigms import VLABase
@@ -432,7 +500,7 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
     out_dir = out or (run_dir / "eval" if run_dir else ck / "eval")
     res = evaluate(model, task_list, episodes or ecfg.episodes_per_task, steps, execute_steps or ecfg.execute_steps,
                    ecfg.seed if seed is None else seed, out_dir, video=ecfg.video and not no_video, image_size=int(size),
-                   make_env=make_env, show_plans=not no_plans, num_envs=num_envs, task_groups=groups)
+                   make_env=make_env, show_plans=not no_plans, num_envs=num_envs, task_groups=groups, probe=probe or ecfg.probe)
     print(success_table(res))
     print(f"results: {Path(out_dir).resolve()}")
     check_failures(res)  # console scripts exit with main's return value: return nothing

@@ -39,13 +39,13 @@ class StudySpec:
     cells: list = field(default_factory=list)  # StudyCell entries, trained in this order
     seeds: list = field(default_factory=lambda: [0])  # training seeds (train.seed); evaluation seeds are the same for all
     set: dict = field(default_factory=dict)  # dotted overrides of every cell: the dataset, the training budget
-    eval: dict = field(default_factory=dict)  # the evaluation protocol: tasks, episodes_per_task, seed, max_episode_steps, execute_steps
+    eval: dict = field(default_factory=dict)  # the evaluation protocol: tasks, episodes_per_task, seed, max_episode_steps, execute_steps, probe (the vision-reliance probe)
     setup: list = field(default_factory=list)  # commands run once before training: {name, command}; a marker records success
     num_processes: int = 1  # processes per training (accelerate launch --num_processes)
     accelerate_config: str = ""  # accelerate config file (e.g. configs/accelerate_ddp.yaml); empty = accelerate defaults
     description: str = ""  # what the study asks (copied into the results)
 
-EVAL_KEYS = ["tasks", "episodes_per_task", "seed", "max_episode_steps", "execute_steps"]
+EVAL_KEYS = ["tasks", "episodes_per_task", "seed", "max_episode_steps", "execute_steps", "probe"]
 
 # %% ../nbs/16_study.ipynb
 def nested_overrides(flat: dict) -> dict:
@@ -148,7 +148,8 @@ def eval_protocol(cfg: RunConfig) -> dict:
     "The evaluation settings a record must match."
     e = cfg.eval
     return {"tasks": list(e.tasks), "episodes_per_task": e.episodes_per_task, "seed": e.seed,
-            "max_episode_steps": e.max_episode_steps, "execute_steps": e.execute_steps}
+            "max_episode_steps": e.max_episode_steps, "execute_steps": e.execute_steps,
+            **({"probe": True} if e.probe else {})}  # (only when on: records from before the probe keep matching)
 
 def read_record(cfg: RunConfig) -> dict|None:
     "The run's `study_record.json` if it matches the current protocol and training budget, else None."
@@ -205,7 +206,7 @@ def eval_command(cfg: RunConfig) -> list[str]:
     e = cfg.eval
     return [sys.executable, "-m", "vlaos.evaluate", cfg.train.output_dir, "--tasks", ",".join(e.tasks),
             "--episodes", str(e.episodes_per_task), "--seed", str(e.seed), "--max_steps", str(e.max_episode_steps),
-            "--execute_steps", str(e.execute_steps), "--out", str(Path(cfg.train.output_dir) / "eval")]
+            "--execute_steps", str(e.execute_steps), "--out", str(Path(cfg.train.output_dir) / "eval")] + (["--probe"] if e.probe else [])
 
 def _run(cmd, log: Path, env_extra: dict|None=None, shell: bool=False) -> int:
     "Run a command, appending its output to `log`; returns the exit code."
@@ -232,6 +233,9 @@ def make_record(spec: StudySpec, cell: StudyCell, seed: int, eval_results: dict)
         tasks[t] = {"successes": r["successes"], "episodes": r["episodes"], "success_rate": r["success_rate"],
                     "ci95": r["ci95"], "episode_success": [int(bool(e["success"])) for e in eps],
                     "episode_seeds": [e["seed"] for e in eps]}
+        if "visual_reliance" in r:  # evaluated with the vision-reliance probe (eval.probe)
+            tasks[t].update(twin_successes=r["twin_successes"], visual_reliance=r["visual_reliance"],
+                            episode_twin_success=[None if e.get("twin_success") is None else int(e["twin_success"]) for e in eps])
     s, n = sum(t["successes"] for t in tasks.values()), sum(t["episodes"] for t in tasks.values())
     m = cfg.model
     return {"cell": cell.name, "label": cell.label or cell.name, "seed": seed, "run_dir": cfg.train.output_dir,
@@ -243,7 +247,9 @@ def make_record(spec: StudySpec, cell: StudyCell, seed: int, eval_results: dict)
             "train_samples_per_s": round(st["samples_seen"] / wall, 2) if wall else None,
             "eval_protocol": eval_protocol(cfg), "eval_seconds": round(eval_results.get("seconds", 0.0), 1),
             "failed_episodes": eval_results.get("failed_episodes", 0),
-            "tasks": tasks, "successes": s, "episodes": n, "success_rate": s / max(n, 1), "ci95": list(wilson_interval(s, n))}
+            "tasks": tasks, "successes": s, "episodes": n, "success_rate": s / max(n, 1), "ci95": list(wilson_interval(s, n)),
+            **({"visual_reliance": eval_results["visual_reliance"], "twin_success_rate": eval_results["twin_success_rate"]}
+               if "visual_reliance" in eval_results else {})}
 
 def train_cost(spec: StudySpec, cell: StudyCell, seed: int) -> float:
     "Training seconds (wall clock) of a cell and seed, including its stage 1 (recursively)."
@@ -484,9 +490,12 @@ def render_study_tables(markdown: str, root: str|Path=".") -> str:
 
 # %% ../nbs/16_study.ipynb
 def _eval_summary(results: dict) -> dict:
-    "The per-task successes and the protocol of a `vlaos_eval` results.json (no per-episode records)."
+    "The per-task successes (and the probe's twin-scene figures) and the protocol of a `vlaos_eval` results.json (no per-episode records)."
+    probe = ("twin_successes", "twin_success_rate", "visual_reliance")   # with the vision-reliance probe (vlaos_eval --probe)
     return {"protocol": results.get("protocol", {}), "mean_success_rate": results["mean_success_rate"], "ci95": results["ci95"],
-            "tasks": {t: {k: r[k] for k in ("successes", "episodes", "success_rate", "ci95")} for t, r in results["tasks"].items()}}
+            **{k: results[k] for k in ("twin_success_rate", "twin_ci95", "visual_reliance") if k in results},
+            "tasks": {t: {k: r[k] for k in ("successes", "episodes", "success_rate", "ci95") + probe if k in r}
+                      for t, r in results["tasks"].items()}}
 
 def write_demo_record(out: str|Path, # the record (JSON), e.g. results/demo.json; updated in place
                       run_dir: str|Path, # the demo's run directory (train.output_dir)
@@ -531,4 +540,12 @@ def demo_table(rec: dict) -> str:
     for task in rec["eval"]["tasks"]:
         rows.append(f"| {task} | " + " | ".join(cell(e["tasks"][task]) if task in e["tasks"] else "–" for _, e in evs) + " |")
     rows.append("| **mean** | " + " | ".join(f"**{e['mean_success_rate']:.1%}** ({e['ci95'][0]:.0%}–{e['ci95'][1]:.0%})" for _, e in evs) + " |")
+    probed = [(name, e) for name, e in evs if "visual_reliance" in e]   # the vision-reliance probe's figures, where it ran
+    for name, e in probed:
+        rows += ["", f"Vision-reliance probe on seeds {e['protocol'].get('seed', '?')} + i: success with the policy's own frames, and "
+                 "acting in the same scene while seeing the live frames of a twin scene (same task, another seed, same actions):", "",
+                 "| task | own frames | twin scene's frames | visual reliance |", "|---|---|---|---|"]
+        rows += [f"| {task} | {r['successes']}/{r['episodes']} | {r['twin_successes']}/{r['episodes']} | {100 * r['visual_reliance']:+.0f} points |"
+                 for task, r in e["tasks"].items()]
+        rows.append(f"| **mean** | {e['mean_success_rate']:.1%} | {e['twin_success_rate']:.1%} | **{100 * e['visual_reliance']:+.0f} points** |")
     return "\n".join(rows)
