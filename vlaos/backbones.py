@@ -4,6 +4,7 @@
 
 # %% ../nbs/01_backbones.ipynb 3
 from __future__ import annotations
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -89,10 +90,16 @@ def llm_cache(out):
     process), or `out.past_key_values` on the older releases the pin allows."""
     return out.cache if "cache" in getattr(out, "__dataclass_fields__", {}) else out.past_key_values
 
-def cache_kwargs(llm, cache) -> dict:
-    "The keyword that passes `cache` back into `llm`'s forward: `{'cache': cache}` where it takes one, else `{'past_key_values': cache}`."
+@functools.lru_cache(maxsize=None)
+def _cache_keyword(llm_class) -> str:
     import inspect
-    return {"cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values": cache}
+    return "cache" if "cache" in inspect.signature(llm_class.forward).parameters else "past_key_values"
+
+def cache_kwargs(llm, cache) -> dict:
+    """The keyword that passes `cache` back into `llm`'s forward: `{'cache': cache}` where it takes one (newer
+    transformers), else `{'past_key_values': cache}`; the signature is read once per model class (it is called per
+    decoded token)."""
+    return {_cache_keyword(type(llm)): cache}
 
 # %% ../nbs/01_backbones.ipynb
 class Projector(nn.Module):

@@ -241,11 +241,12 @@ def _save_video(path: Path, frames: list, fps: int=20):
 
 TWIN_SEED_OFFSET = 100_000  # twin scenes' seeds lie far from the evaluation seeds (and from the demos' seeds)
 
-def _twin_success(env, twin_env, policy, seed, twin_seed, max_steps, generator, bar) -> bool|None:
-    "Success of one probe episode (see `rollout`'s `twin_env`); None when it failed to run."
+def _twin_episode(env, twin_env, policy, seed, twin_seed, max_steps, generator, bar) -> dict:
+    "`{'twin_success': bool}` of one probe episode (see `rollout`'s `twin_env`), or `{'twin_success': None, 'twin_error': ...}`."
     policy.record_plans = False
-    try: return bool(rollout(env, policy, seed, max_steps, generator=generator, twin_env=twin_env, twin_seed=twin_seed)["success"])
-    except Exception: return None  # (the real episode's record carries errors)
+    try: return {"twin_success": bool(rollout(env, policy, seed, max_steps, generator=generator, twin_env=twin_env,
+                                              twin_seed=twin_seed)["success"])}
+    except Exception as e: return {"twin_success": None, "twin_error": f"{type(e).__name__}: {e}"}  # recorded, not fatal
     finally: bar.update(1)
 
 def evaluate(model, # a vlaos paradigm
@@ -330,8 +331,8 @@ def _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_
                          "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=4)}
                 if twin_env is not None:  # the probe: the same episode, seeing the twin scene's cameras
                     r["twin_seed"] = seed + twin_seed_offset + i
-                    r["twin_success"] = _twin_success(env, twin_env, policy, seed + i, r["twin_seed"], max_episode_steps,
-                                                      episode_generator(seed, task, i), bar)
+                    r.update(_twin_episode(env, twin_env, policy, seed + i, r["twin_seed"], max_episode_steps,
+                                           episode_generator(seed, task, i), bar))
                 recs.append(r); bar.update(1)
             if hasattr(env, "close"): env.close()
             if twin_env is not None and hasattr(twin_env, "close"): twin_env.close()
@@ -340,7 +341,8 @@ def _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_
         succ, errs = sum(bool(r["success"]) for r in recs), [r for r in recs if "error" in r]
         dt = time.time() - t_task
         twin = ({"twin_successes": (ts := sum(bool(r.get("twin_success")) for r in recs)), "twin_success_rate": ts / max(episodes_per_task, 1),
-                 "visual_reliance": (succ - ts) / max(episodes_per_task, 1)} if twin_seed_offset is not None else {})
+                 "visual_reliance": (succ - ts) / max(episodes_per_task, 1),   # a twin episode that raised counts as a failure:
+                 "failed_twin_episodes": sum("twin_error" in r for r in recs)} if twin_seed_offset is not None else {})  # shown here
         results["tasks"][task] = {**_rate(succ, episodes_per_task), **twin, "failed_episodes": len(errs),
                                   "first_error": errs[0]["traceback"] if errs else None,
                                   "avg_sum_reward": float(np.mean([r["sum_reward"] for r in recs])),

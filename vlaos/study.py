@@ -18,7 +18,7 @@ __all__ = ['EVAL_KEYS', 'SUBPROCESS_ENV', 'TABLE_RENDERERS', 'StudyCell', 'Study
            'previous_records', 'find_record', 'cell_status', 'train_command', 'eval_command', 'make_record',
            'train_cost', 'run_setup', 'run_cell', 'collect_results', 'write_results', 'plot_study', 'study_table',
            'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'register_table',
-           'render_study_tables', 'write_demo_record', 'demo_table']
+           'render_study_tables', 'provenance', 'write_demo_record', 'demo_table']
 
 # %% ../nbs/16_study.ipynb
 @dataclass
@@ -497,6 +497,24 @@ def _eval_summary(results: dict) -> dict:
             "tasks": {t: {k: r[k] for k in ("successes", "episodes", "success_rate", "ci95") + probe if k in r}
                       for t, r in results["tasks"].items()}}
 
+def provenance(command: str, # the command line that made the result, as a user would retype it
+               repo: str|Path|None=None, # the git checkout of the code (default: the one holding the imported vlaos)
+              ) -> dict:
+    """Which code made a result: `{'commit', 'dirty', 'vlaos_version', 'date', 'command', 'machine'}`. `commit` is the
+    checkout's HEAD (40 hex digits) and `dirty` whether tracked files differ from it; both are 'unknown' outside a git
+    checkout (an installed wheel). `machine`: CPU cores, torch threads, platform, and the CUDA device name or None."""
+    import platform, torch
+    import vlaos
+    repo = Path(repo) if repo else Path(vlaos.__file__).resolve().parents[1]
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, timeout=30)
+    try: head, status = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.TimeoutExpired): head = status = None
+    known = head is not None and head.returncode == 0 and status.returncode == 0
+    return {"commit": head.stdout.strip() if known else "unknown", "dirty": bool(status.stdout.strip()) if known else "unknown",
+            "vlaos_version": vlaos.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command,
+            "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+                        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+
 def write_demo_record(out: str|Path, # the record (JSON), e.g. results/demo.json; updated in place
                       run_dir: str|Path, # the demo's run directory (train.output_dir)
                       eval_dir: str|Path|None=None, # the evaluation's output (default <run_dir>/eval)
@@ -510,7 +528,8 @@ def write_demo_record(out: str|Path, # the record (JSON), e.g. results/demo.json
     if not eval_res.exists(): raise FileNotFoundError(f"{eval_res}: the evaluation results to record do not exist")
     out = Path(out); rec = json.loads(out.read_text()) if out.exists() else {}
     if heldout:
-        rec["heldout"] = {**_eval_summary(json.loads(eval_res.read_text())), "eval_s": timings_s.get("eval_s")}
+        rec["heldout"] = {**_eval_summary(json.loads(eval_res.read_text())), "eval_s": timings_s.get("eval_s"),
+                          "provenance": provenance("make demo_heldout" if command == "make demo" else command)}
     else:
         metrics = run_dir / "metrics.jsonl"
         if not metrics.exists(): raise FileNotFoundError(f"{metrics}: the training metrics to record do not exist")
@@ -522,7 +541,7 @@ def write_demo_record(out: str|Path, # the record (JSON), e.g. results/demo.json
                "train": {"steps": logs[-1]["step"] if logs else None, "samples_seen": logs[-1].get("samples_seen") if logs else None,
                          "mean_samples_per_s": float(np.mean([l["samples_per_s"] for l in logs[1:]])) if len(logs) > 1 else None,
                          "config": {k: cfg.get(k) for k in ("model", "data", "train") if k in cfg}},
-               "eval": _eval_summary(json.loads(eval_res.read_text()))}
+               "eval": _eval_summary(json.loads(eval_res.read_text())), "provenance": provenance(command)}
     tmp = out.with_suffix(".tmp"); tmp.write_text(json.dumps(rec, indent=1) + "\n"); os.replace(tmp, out)
     return rec
 
@@ -534,8 +553,11 @@ def demo_table(rec: dict) -> str:
     evs = [("eval", rec["eval"])] + ([("heldout", rec["heldout"])] if "heldout" in rec else [])
     head = " | ".join(f"seeds {e['protocol'].get('seed', '?')} + i, {e['protocol'].get('episodes_per_task', '?')} episodes/task"
                       for _, e in evs)
-    rows = [f"`{rec['command']}` on {rec['machine']} ({rec['date']}): **{t['total_s'] / 60:.1f} min** in all ({stages}{sps}; "
-            f"{tr.get('steps')} steps).", "", f"| task | {head} |", "|---|" + "---|" * len(evs)]
+    made = lambda r: (f"made with {r['provenance']['commit'][:7]}" + (" plus uncommitted changes" if r['provenance']['dirty'] is True else "")
+                      if r.get("provenance") else "commit not recorded")
+    rows = [f"`{rec['command']}` on {rec['machine']} ({rec['date']}, {made(rec)}): **{t['total_s'] / 60:.1f} min** in all ({stages}{sps}; "
+            f"{tr.get('steps')} steps)." + (f" Held-out evaluation {made(rec['heldout'])}." if "heldout" in rec else ""),
+            "", f"| task | {head} |", "|---|" + "---|" * len(evs)]
     cell = lambda r: f"{r['successes']}/{r['episodes']} ({r['success_rate']:.0%}, CI {r['ci95'][0]:.0%}–{r['ci95'][1]:.0%})"
     for task in rec["eval"]["tasks"]:
         rows.append(f"| {task} | " + " | ".join(cell(e["tasks"][task]) if task in e["tasks"] else "–" for _, e in evs) + " |")
