@@ -13,20 +13,48 @@ import timm
 from .config import VisionConfig, LLMConfig, ModelConfig
 
 # %% auto 0
-__all__ = ['VLM_WEIGHTS', 'VLM_META', 'TimmViT', 'VisionBackbone', 'build_llm', 'llm_from_hf_config', 'llm_cache', 'cache_kwargs',
-           'Projector', 'VLMOutput', 'VLM', 'kv_unused_parameters', 'freeze_kv_unused', 'save_vlm',
-           'resolve_checkpoint_dir', 'resolve_vlm_dir', 'vlm_architecture_mismatches', 'load_vlm_weights',
+__all__ = ['VISION_STEMS', 'VLM_WEIGHTS', 'VLM_META', 'conv_stem', 'TimmViT', 'VisionBackbone', 'build_llm', 'llm_from_hf_config',
+           'llm_cache', 'cache_kwargs', 'Projector', 'VLMOutput', 'VLM', 'kv_unused_parameters', 'freeze_kv_unused',
+           'save_vlm', 'resolve_checkpoint_dir', 'resolve_vlm_dir', 'vlm_architecture_mismatches', 'load_vlm_weights',
            'vlm_from_checkpoint', 'safetensors_shapes', 'load_checked_weights']
 
 # %% ../nbs/01_backbones.ipynb
+VISION_STEMS = ("patch", "conv")  # model.vision.stem: timm's linear patch embedding, or a convolutional stem (conv_stem)
+
+def conv_stem(patch_size: int, # side of a patch in pixels: a power of 2 (>= 2)
+              embed_dim: int, # channels of the tokens
+             ) -> nn.Sequential:
+    """log2(patch_size) stride-2 3x3 convolutions (GroupNorm, GELU; channels doubling up to `embed_dim`) and a 1x1
+    projection: [B, 3, H, W] -> [B, embed_dim, H / patch_size, W / patch_size], the shape of a ViT's patch projection
+    (Xiao et al. 2021, arXiv 2106.14881, §3). Raises `ValueError` for a patch size that is not a power of 2."""
+    n = int(patch_size).bit_length() - 1
+    if patch_size < 2 or 2 ** n != patch_size: raise ValueError(f"a conv stem needs a power-of-2 patch size, got {patch_size}")
+    chans = [max(embed_dim >> (n - 1 - i), 8) for i in range(n)]
+    layers, c_in = [], 3
+    for c in chans:
+        layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), nn.GroupNorm(1, c), nn.GELU()]
+        c_in = c
+    return nn.Sequential(*layers, nn.Conv2d(c_in, embed_dim, 1))
+
+
+# %% ../nbs/01_backbones.ipynb
 class TimmViT(nn.Module):
-    "One timm ViT returning patch features [B, P, C] of block `feature_layer` from images in [0, 1]."
+    """One timm ViT returning patch features [B, P, C] of block `feature_layer` from images in [0, 1]. Raises
+    `ValueError` for an unknown `stem`, or `stem='conv'` with pretrained weights."""
     def __init__(self, name: str, # timm model name, e.g. 'vit_large_patch14_reg4_dinov2.lvd142m'
                  pretrained: bool=False, # load hub weights (connected machines only)
                  feature_layer: int=-2, # block whose output is used (negative counts from the end)
+                 stem: str="patch", # 'patch' (timm's) | 'conv' (`conv_stem`, random init only)
                  **timm_kwargs):
         super().__init__()
+        if stem not in VISION_STEMS: raise ValueError(f"model.vision.stem must be one of {VISION_STEMS}, got {stem!r}")
+        if stem == "conv" and pretrained:
+            raise ValueError("model.vision.stem='conv' replaces the patch embedding: it cannot load pretrained weights (pretrained: false)")
         self.model = timm.create_model(name, pretrained=pretrained, num_classes=0, **timm_kwargs)
+        if stem == "conv":
+            pe = self.model.patch_embed
+            if pe.patch_size[0] != pe.patch_size[1]: raise ValueError(f"a conv stem needs square patches, got {pe.patch_size}")
+            pe.proj = conv_stem(pe.patch_size[0], self.model.embed_dim)
         depth = len(self.model.blocks)
         self.layer = feature_layer % depth
         self.model.prune_intermediate_layers([self.layer], prune_norm=True, prune_head=True)
@@ -49,7 +77,7 @@ class VisionBackbone(nn.Module):
         # always pass the size: timm's defaults differ per model (DINOv2 .lvd142m: 518 px, SigLIP-224: 224 px), and
         # fused backbones must tile the same `image_size` frame into the same patch grid
         kw.setdefault("img_size", cfg.image_size)
-        self.backbones = nn.ModuleList([TimmViT(n, cfg.pretrained, cfg.feature_layer, **kw) for n in names])
+        self.backbones = nn.ModuleList([TimmViT(n, cfg.pretrained, cfg.feature_layer, cfg.stem, **kw) for n in names])
         patches = {b.num_patches for b in self.backbones}
         if len(patches) != 1:
             raise ValueError(f"model.vision.fused_backbones {names} give different patch counts {sorted(patches)}; "
@@ -186,7 +214,7 @@ def freeze_kv_unused(vlm) -> list[str]:
 
 # %% ../nbs/01_backbones.ipynb
 VLM_WEIGHTS, VLM_META = "vlm.safetensors", "vlm.json"
-_VISION_KEYS = ("backbone", "fused_backbones", "image_size", "timm_kwargs", "feature_layer")  # what fixes the vision weights' shapes and meaning
+_VISION_KEYS = ("backbone", "fused_backbones", "image_size", "timm_kwargs", "feature_layer", "stem")  # what fixes the vision weights' shapes and meaning
 _LLM_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
 _VOCAB_ROWS = ("llm.model.embed_tokens.weight", "llm.lm_head.weight")  # [vocab, hidden]: may grow in a VLA
 
@@ -245,8 +273,9 @@ def vlm_architecture_mismatches(vlm: VLM, cfg: ModelConfig, info: dict) -> list[
     out, saved_v = [], info["vision"]
     for k in _VISION_KEYS:
         if k == "backbone" and (cfg.vision.fused_backbones or saved_v.get("fused_backbones")): continue  # ignored when fused
-        if getattr(cfg.vision, k) != saved_v.get(k):
-            out.append(f"model.vision.{k}={getattr(cfg.vision, k)!r} but the VLM was pretrained with {saved_v.get(k)!r}")
+        saved = saved_v.get(k, "patch" if k == "stem" else None)  # VLMs saved before the stem option have timm's
+        if getattr(cfg.vision, k) != saved:
+            out.append(f"model.vision.{k}={getattr(cfg.vision, k)!r} but the VLM was pretrained with {saved!r}")
     have, saved_l = vlm.llm.config.to_dict(), info["llm_config"]
     for k in _LLM_KEYS:
         if have.get(k) != saved_l.get(k):

@@ -28,6 +28,7 @@ class VisionConfig:
     image_size: int = 224  # input side in pixels; images are resized to image_size x image_size
     timm_kwargs: dict = field(default_factory=dict)  # overrides passed to timm.create_model (depth, embed_dim, ... for random-init tiny models)
     feature_layer: int = -2  # which ViT block's output gives patch features (second to last, as Prismatic/VLA-OS)
+    stem: str = "patch"  # 'patch': timm's patch embedding | 'conv': stride-2 3x3 convolutions then a 1x1 projection (Xiao et al. 2021; random init only, vlaos.backbones.conv_stem)
     crop_area: float = 0.9  # fraction of a camera frame's area the model sees: a square of side sqrt(crop_area) x min(H, W), random in training with data.augment, central at inference and without augmentation (OpenVLA: 0.9; 1.0 = the largest central square), then resized to image_size
     freeze: bool = False  # freeze the vision backbone during training
 
@@ -51,6 +52,7 @@ class ActionHeadConfig:
     solver: str = "euler"  # ODE solver for inference: 'euler' | 'midpoint' | 'rk4' | a torchdiffeq method (ODE_SOLVERS)
     time_sampling: str = "beta"  # 'uniform' | 'beta' (pi0's skewed sampling) | 'logit_normal' (SD3)
     dropout: float = 0.0  # attention/MLP dropout
+    proprio_dropout: float = 0.0  # training: probability that a sample's proprio tokens are replaced by a learned "no proprio" token (the action must then come from the images); 0 = off
     compile: bool = False  # torch.compile the ODE step of `sample` (inference; compiled on the first chunk)
     type: str = "expert"  # 'expert' (this per-layer K/V expert, VLA-OS / pi0) | a token-conditioned head of vlaos.heads.policy: 'mlp' | 'gaussian_mlp' | 'diffusion' | 'transformer_decoder'
     num_layers: int = 2  # blocks of the 'diffusion' denoiser and of the 'transformer_decoder' head (the expert has one per LLM layer)
@@ -207,6 +209,7 @@ class TrainConfig:
     wandb: str = "offline"  # 'online' | 'offline' | 'disabled'
     wandb_project: str = "vlaos"  # wandb project name
     num_workers: int = 0  # DataLoader worker processes: on top of tf.data for vlaos_train (0 = in-process, recommended: tf.data already runs in threads), image decoding for vlaos_pretrain
+    ema_decay: float = 0.0  # exponential moving average of the weights (0 = off): its weights are the exported model (evaluation), with timm's warm-up (decay 1 - (1 + step)^(-2/3), capped here); Diffusion Policy / openpi evaluate such an average
     init_weights: str = ""  # start the policy from a trained model's weights (a save_pretrained dir, e.g. the previous stage of a continual-learning sequence): strict load, same architecture and tokenizer; a resumed run loads its own checkpoint instead
 
 @dataclass
@@ -220,6 +223,7 @@ class EvalConfig:
     seed: int = 1000  # episode i of a task uses seed + i
     video: bool = True  # save an MP4 of the first episode of each task
     probe: bool = False  # vision-reliance probe: each episode also run seeing a twin scene's frames (vlaos_eval --probe)
+    num_envs: int = 1  # environments in worker processes, one batched predict_action per step (vlaos_eval --num_envs; same episodes as the serial loop)
 
 PRETRAIN_STAGES = ("align", "finetune", "full-finetune")  # vlaos.pretrain stages (VLA-OS / Prismatic names)
 

@@ -13,10 +13,13 @@ import torch
 from fastcore.script import call_parse, Param
 from tqdm.auto import tqdm
 from .data.images import POINT_MAP_KEYS   # pure numpy (no MuJoCo)
+from .envs.vector import PLACEMENT_KEYS   # torch- and MuJoCo-free
 
 # %% auto 0
-__all__ = ['TWIN_SEED_OFFSET', 'wilson_interval', 'episode_generator', 'ChunkedPolicy', 'draw_plan_on_frame', 'rollout',
-           'rollout_vectorized', 'evaluate', 'check_failures', 'success_table', 'plot_success', 'plot_reliance', 'main']
+__all__ = ['TWIN_SEED_OFFSET', 'PLACEMENT_BIN_EDGES', 'wilson_interval', 'episode_generator', 'ChunkedPolicy',
+           'draw_plan_on_frame', 'rollout', 'rollout_vectorized', 'evaluate', 'check_failures', 'success_table',
+           'plot_success', 'plot_reliance', 'placement_bins', 'plot_placement_bins', 'open_loop_sensitivity',
+           'plot_open_loop', 'main']
 
 # %% ../nbs/14_evaluate.ipynb
 def wilson_interval(successes: int, n: int, z: float=1.959963984540054) -> tuple[float, float]:
@@ -139,29 +142,22 @@ def _report_plans(task: str, plans: list, out):
             for p in plans: f.write(json.dumps(_jsonable({k: v for k, v in p.items() if k != "goal_image"})) + "\n")
 
 def rollout(env, policy: ChunkedPolicy, seed: int, max_steps: int, record: bool=False,
-            generator: torch.Generator|None=None,
-            twin_env=None, # the probe's twin scene: the policy sees its camera views instead of `env`'s (see `evaluate(probe=True)`)
-            twin_seed: int|None=None, # the twin's reset seed (another placement of the same task)
-           ) -> dict:
-    """One episode; returns success, steps, sum_reward, max_reward and (if `record`) the primary-camera frames. With
-    `twin_env`, every action is also applied to the twin, and the policy's camera views (`policy.view_keys`) come from
-    the twin while proprio, instruction, success and rewards come from `env`."""
+            generator: torch.Generator|None=None) -> dict:
+    "One episode; returns success, steps, sum_reward, max_reward and (if `record`) the primary-camera frames."
     policy.reset(0, generator)
     obs = env.reset(seed=seed)
-    twin = twin_env.reset(seed=twin_seed) if twin_env is not None else None
+    placement = {k: np.asarray(obs[k]).tolist() for k in PLACEMENT_KEYS if k in obs}  # privileged state, for placement_bins
     frames, rewards, success = [], [], False
     for t in range(max_steps):
-        seen = obs if twin is None else {**obs, **{k: twin[k] for k in policy.view_keys}}
-        action = policy(seen)  # the plan of the chunk this action belongs to is `policy.last_plan`
-        if record: frames.append(draw_plan_on_frame(seen["image"], policy.last_plan))
-        if twin is not None: twin = twin_env.step(np.clip(action, -1, 1))[0]
+        action = policy(obs)  # the plan of the chunk this action belongs to is `policy.last_plan`
+        if record: frames.append(draw_plan_on_frame(obs["image"], policy.last_plan))
         obs, reward, terminated, truncated, info = env.step(np.clip(action, -1, 1))
         rewards.append(float(reward))
         if info.get("success"): success = True; break
         if terminated or truncated: break
     if record: frames.append(obs["image"])
     return {"success": success, "steps": t + 1, "sum_reward": float(np.sum(rewards)), "max_reward": float(np.max(rewards)),
-            "frames": frames}
+            **placement, "frames": frames}
 
 def rollout_vectorized(make_env, task: str, policy: ChunkedPolicy, episodes: int, seed: int, max_steps: int,
                        image_size: int, record_first: bool=False, context: str|None="spawn",
@@ -187,6 +183,7 @@ def rollout_vectorized(make_env, task: str, policy: ChunkedPolicy, episodes: int
                 state[s] = {"rewards": [], "t": 0}
             if not mask.any(): return {}, {}
             obs, info = vec.reset(seed=seeds, options={"reset_mask": mask})
+            for s in np.flatnonzero(mask): state[s].update({k: np.asarray(obs[k][s]).tolist() for k in PLACEMENT_KEYS if k in obs})
             return obs, info
         obs, info = start(range(n))
         while any(e is not None for e in slot_ep):
@@ -216,7 +213,7 @@ def rollout_vectorized(make_env, task: str, policy: ChunkedPolicy, episodes: int
                         succ = bool(info.get("success", np.zeros(n, bool))[s])
                         if err or succ or term[s] or trunc[s] or st["t"] >= max_steps:
                             rec = {"success": succ and not err, "steps": st["t"], "sum_reward": float(np.sum(st["rewards"])),
-                                   "max_reward": float(np.max(st["rewards"]))}
+                                   "max_reward": float(np.max(st["rewards"])), **{k: st[k] for k in PLACEMENT_KEYS if k in st}}
                             if err: rec.update(error=info["error"][s].strip().splitlines()[-1], traceback=info["error"][s])
                             records[slot_ep[s]] = rec; done.append(s)
                             if record_first and slot_ep[s] == 0: frames.append(np.asarray(obs["image"][s]))
@@ -241,14 +238,6 @@ def _save_video(path: Path, frames: list, fps: int=20):
 
 TWIN_SEED_OFFSET = 100_000  # twin scenes' seeds lie far from the evaluation seeds (and from the demos' seeds)
 
-def _twin_episode(env, twin_env, policy, seed, twin_seed, max_steps, generator, bar) -> dict:
-    "`{'twin_success': bool}` of one probe episode (see `rollout`'s `twin_env`), or `{'twin_success': None, 'twin_error': ...}`."
-    policy.record_plans = False
-    try: return {"twin_success": bool(rollout(env, policy, seed, max_steps, generator=generator, twin_env=twin_env,
-                                              twin_seed=twin_seed)["success"])}
-    except Exception as e: return {"twin_success": None, "twin_error": f"{type(e).__name__}: {e}"}  # recorded, not fatal
-    finally: bar.update(1)
-
 def evaluate(model, # a vlaos paradigm
              tasks: list[str], # task names of the environment
              episodes_per_task: int=10,
@@ -266,12 +255,13 @@ def evaluate(model, # a vlaos paradigm
              mp_context: str|None="spawn", # start method of the env workers (num_envs > 1); 'fork' hung here after the parent had rendered with EGL: tests with fake envs only
              probe: bool=False, # also run every episode seeing the live frames of a twin scene: `visual_reliance` (see above)
              twin_seed_offset: int=TWIN_SEED_OFFSET, # episode i's twin scene is reset with seed `seed + twin_seed_offset + i`
+             reference_placements: dict|None=None, # {task: {'object_pos', 'goal_pos'}}: the training-mean placement; results get `placement_bins`
             ) -> dict:
     """Closed-loop success per task / group / overall with Wilson 95 % intervals; a failed episode is recorded, not fatal.
     With `probe`, each episode is run a second time (same env seed, same noise) while the policy sees the camera views
     of a twin scene stepped with the same actions, and each task gets `twin_successes`, `twin_success_rate` and
-    `visual_reliance` (success rate minus twin success rate). Raises `ValueError` for `probe` with `num_envs` > 1."""
-    if probe and num_envs > 1: raise ValueError("probe=True (--probe) runs the serial loop: use num_envs=1 (--num_envs 1)")
+    `visual_reliance` (success rate minus twin success rate); the twin episodes run in the serial loop or the vector
+    env like the others (`vlaos.envs.vector.TwinSceneEnv`), and `open_loop` holds `open_loop_sensitivity`."""
     if make_env is None:
         from vlaos.envs.metaworld import make_metaworld_env, DEFAULT_CAMERAS
         cams = getattr(model.processor, "observation_cameras", None) or DEFAULT_CAMERAS  # the training data's cameras
@@ -288,61 +278,77 @@ def evaluate(model, # a vlaos paradigm
     if out: out.mkdir(parents=True, exist_ok=True)
     results, t0 = {"tasks": {}, "episodes": []}, time.time()
     bar = tqdm(total=len(tasks) * episodes_per_task, desc="rollouts")
-    vec = None
-    if num_envs > 1 and tasks:  # worker processes started once, switched from task to task
-        from vlaos.envs.vector import make_vector_env
-        vec = make_vector_env(make_env, tasks[0], seed, image_size, model.cfg.action_dim, min(num_envs, episodes_per_task), mp_context)
+    from vlaos.envs.vector import make_vector_env, make_twin_env
+    twin_make = partial(make_twin_env, make_env, view_keys=tuple(view_keys), seed_offset=twin_seed_offset) if probe else None
+    vecs = {}
     if probe: bar.total *= 2
-    try: _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_steps, seed, out, video, image_size,
-                         make_env, show_plans, num_envs, view_keys, mp_context, vec, bar, results,
-                         twin_seed_offset if probe else None)
+    try:
+        if num_envs > 1 and tasks:  # worker processes started once, switched from task to task
+            for k, f in (("real", make_env), ("twin", twin_make)):
+                if f is not None: vecs[k] = make_vector_env(f, tasks[0], seed, image_size, model.cfg.action_dim,
+                                                            min(num_envs, episodes_per_task), mp_context)
+        _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_steps, seed, out, video, image_size,
+                        make_env, show_plans, num_envs, view_keys, mp_context, vecs, bar, results, twin_make, twin_seed_offset)
     finally:
-        if vec is not None: vec.close()
+        for v in vecs.values(): v.close()
     bar.close()
+    if probe:   # and open loop: the first frame of each episode against its twin scene's (`open_loop_sensitivity`)
+        results["open_loop"] = open_loop_sensitivity(model, tasks, min(episodes_per_task, 20), seed, image_size, make_env,
+                                                     view_keys, twin_seed_offset)
     return _summarize(results, tasks, episodes_per_task, task_groups, out, t0, max_episode_steps, execute_steps, seed,
-                      image_size, num_envs)
+                      image_size, num_envs, reference_placements)
+
+def _task_episodes(model, task, episodes, max_episode_steps, execute_steps, seed, out, video, image_size, make_env,
+                   show_plans, num_envs, view_keys, mp_context, vec, bar) -> tuple[list, list]:
+    "(records, frames of episode 0) of every episode of `task`: the serial loop, or the vector env `vec` when `num_envs` > 1."
+    if num_envs > 1:
+        policy = ChunkedPolicy(model, execute_steps, view_keys, num_envs=num_envs)
+        return rollout_vectorized(make_env, task, policy, episodes, seed, max_episode_steps, image_size,
+                                  record_first=video and out is not None, context=mp_context, progress=bar.update, vec=vec)
+    recs, frames = [], []
+    env = make_env(task, seed, image_size)
+    policy = ChunkedPolicy(model, execute_steps, view_keys)
+    try:
+        for i in range(episodes):
+            # plans are generated (extra decoder passes) only where they are shown: the first episode of each task
+            policy.record_plans = show_plans and i == 0 and policy.can_plan
+            try:
+                r = rollout(env, policy, seed + i, max_episode_steps, record=video and i == 0 and out is not None,
+                            generator=episode_generator(seed, task, i))
+                if r["frames"]: frames = r["frames"]
+                r.pop("frames", None)
+                if i == 0 and policy.plans: _report_plans(task, policy.plans, out)
+            except Exception as e:  # one broken episode must not end the sweep
+                r = {"success": False, "steps": 0, "sum_reward": 0.0, "max_reward": 0.0,
+                     "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=4)}
+            recs.append(r); bar.update(1)
+    finally:
+        if hasattr(env, "close"): env.close()
+    return recs, frames
 
 def _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_steps, seed, out, video, image_size,
-                    make_env, show_plans, num_envs, view_keys, mp_context, vec, bar, results, twin_seed_offset=None):
-    "The rollouts of `evaluate`, task by task, into `results` (serial loop, or the vector env `vec`)."
+                    make_env, show_plans, num_envs, view_keys, mp_context, vecs, bar, results, twin_make=None,
+                    twin_seed_offset=TWIN_SEED_OFFSET):
+    """The rollouts of `evaluate`, task by task, into `results` (serial loop, or the vector envs `vecs['real']` and, for
+    the probe, `vecs['twin']`). The probe's pass runs the same seeds and noise through `twin_make` (`make_twin_env`)."""
     for task in tasks:
         t_task = time.time()
-        recs, frames = [], []
-        if num_envs > 1:
-            policy = ChunkedPolicy(model, execute_steps, view_keys, num_envs=num_envs)
-            recs, frames = rollout_vectorized(make_env, task, policy, episodes_per_task, seed, max_episode_steps, image_size,
-                                              record_first=video and out is not None, context=mp_context, progress=bar.update,
-                                              vec=vec)
-        else:
-            env = make_env(task, seed, image_size)
-            twin_env = make_env(task, seed, image_size) if twin_seed_offset is not None else None
-            policy = ChunkedPolicy(model, execute_steps, view_keys)
-            for i in range(episodes_per_task):
-                # plans are generated (extra decoder passes) only where they are shown: the first episode of each task
-                policy.record_plans = show_plans and i == 0 and policy.can_plan
-                try:
-                    r = rollout(env, policy, seed + i, max_episode_steps, record=video and i == 0 and out is not None,
-                                generator=episode_generator(seed, task, i))
-                    if r["frames"]: frames = r["frames"]
-                    r.pop("frames", None)
-                    if i == 0 and policy.plans: _report_plans(task, policy.plans, out)
-                except Exception as e:  # one broken episode must not end the sweep
-                    r = {"success": False, "steps": 0, "sum_reward": 0.0, "max_reward": 0.0,
-                         "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=4)}
-                if twin_env is not None:  # the probe: the same episode, seeing the twin scene's cameras
-                    r["twin_seed"] = seed + twin_seed_offset + i
-                    r.update(_twin_episode(env, twin_env, policy, seed + i, r["twin_seed"], max_episode_steps,
-                                           episode_generator(seed, task, i), bar))
-                recs.append(r); bar.update(1)
-            if hasattr(env, "close"): env.close()
-            if twin_env is not None and hasattr(twin_env, "close"): twin_env.close()
+        args = (max_episode_steps, execute_steps, seed, out)
+        recs, frames = _task_episodes(model, task, episodes_per_task, *args, video, image_size, make_env, show_plans,
+                                      num_envs, view_keys, mp_context, vecs.get("real"), bar)
+        if twin_make is not None:  # the probe: every episode again, seeing the twin scene's cameras
+            twins, _ = _task_episodes(model, task, episodes_per_task, *args, False, image_size, twin_make, False,
+                                      num_envs, view_keys, mp_context, vecs.get("twin"), bar)
+            for i, (r, tr) in enumerate(zip(recs, twins)):
+                r.update(twin_seed=seed + twin_seed_offset + i, twin_success=None if "error" in tr else bool(tr["success"]))
+                if "error" in tr: r["twin_error"] = tr["error"]   # recorded, not fatal (counted as a failure below)
         if frames and out: _save_video(out / f"{_fname(task)}_episode0.mp4", frames)
         for i, r in enumerate(recs): results["episodes"].append({"task": task, "episode": i, "seed": seed + i, **r})
         succ, errs = sum(bool(r["success"]) for r in recs), [r for r in recs if "error" in r]
         dt = time.time() - t_task
         twin = ({"twin_successes": (ts := sum(bool(r.get("twin_success")) for r in recs)), "twin_success_rate": ts / max(episodes_per_task, 1),
                  "visual_reliance": (succ - ts) / max(episodes_per_task, 1),   # a twin episode that raised counts as a failure:
-                 "failed_twin_episodes": sum("twin_error" in r for r in recs)} if twin_seed_offset is not None else {})  # shown here
+                 "failed_twin_episodes": sum("twin_error" in r for r in recs)} if twin_make is not None else {})  # shown here
         results["tasks"][task] = {**_rate(succ, episodes_per_task), **twin, "failed_episodes": len(errs),
                                   "first_error": errs[0]["traceback"] if errs else None,
                                   "avg_sum_reward": float(np.mean([r["sum_reward"] for r in recs])),
@@ -351,7 +357,7 @@ def _evaluate_tasks(model, tasks, episodes_per_task, max_episode_steps, execute_
         bar.set_postfix(task=task, success=f"{succ}/{episodes_per_task}")
 
 def _summarize(results, tasks, episodes_per_task, task_groups, out, t0, max_episode_steps, execute_steps, seed,
-               image_size, num_envs) -> dict:
+               image_size, num_envs, reference_placements=None) -> dict:
     "Pooled, per-group and LeRobot-style figures of `evaluate`'s per-task results; writes results.json and success.png."
     T = results["tasks"]
     n, s = len(tasks) * episodes_per_task, sum(t["successes"] for t in T.values())
@@ -379,10 +385,14 @@ def _summarize(results, tasks, episodes_per_task, task_groups, out, t0, max_epis
                           "n_episodes": n, "eval_s": results["seconds"], "eval_ep_s": results["seconds"] / max(n, 1)}
     results["protocol"] = {"episodes_per_task": episodes_per_task, "max_episode_steps": max_episode_steps,
                            "execute_steps": execute_steps, "seed": seed, "image_size": image_size, "num_envs": num_envs}
+    bins = placement_bins(results, reference_placements) if reference_placements else {}
+    if bins: results["reference_placements"], results["placement_bins"] = reference_placements, bins
     if out:
         (out / "results.json").write_text(json.dumps(results, indent=1))
         plot_success(results, out / "success.png")
         if "visual_reliance" in results: plot_reliance(results, out / "reliance.png")
+        if bins: plot_placement_bins(bins, out / "placement.png")
+        if results.get("open_loop"): plot_open_loop(results["open_loop"], out / "open_loop.png")
     return results
 
 def check_failures(results: dict):
@@ -451,6 +461,119 @@ def plot_reliance(results: dict, path=None, title: str="vision-reliance probe"):
     return fig
 
 # %% ../nbs/14_evaluate.ipynb
+PLACEMENT_BIN_EDGES = (0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.15, float("inf"))  # metres from the training-mean placement
+
+def placement_bins(results: dict, # `evaluate` results whose episodes carry `object_pos` / `goal_pos`
+                   reference: dict, # {task: {'object_pos': [3], 'goal_pos': [3]}}: the training-mean placement (`training_placements`)
+                   edges=PLACEMENT_BIN_EDGES, # bin edges in metres
+                   target=None, # task -> placement key; default `vlaos.envs.metaworld.placement_target`
+                  ) -> dict:
+    """{task: {'target': key, 'bins': [{'lo', 'hi', 'episodes', 'successes' (, 'twin_successes')}]}} of the tasks that
+    have a reference and placements; empty bins are kept (episodes 0), so every task has the same rows."""
+    if target is None:
+        from vlaos.envs.metaworld import placement_target as target
+    out = {}
+    for task in results["tasks"]:
+        eps = [e for e in results["episodes"] if e["task"] == task]
+        key = target(task)
+        if task not in reference or not eps or any(key not in e for e in eps): continue
+        ref = np.asarray(reference[task][key], np.float64)
+        d = np.array([np.linalg.norm(np.asarray(e[key], np.float64) - ref) for e in eps])
+        rows = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            sel = [e for e, di in zip(eps, d) if lo <= di < hi]
+            row = {"lo": lo, "hi": hi, "episodes": len(sel), "successes": sum(bool(e["success"]) for e in sel)}
+            if sel and all("twin_success" in e for e in sel): row["twin_successes"] = sum(bool(e["twin_success"]) for e in sel)
+            rows.append(row)
+        out[task] = {"target": key, "distances_m": d.round(4).tolist(), "bins": rows}
+    return out
+
+def plot_placement_bins(bins: dict, path=None, title: str="success by distance from the training-mean placement"):
+    "One panel per task: success rate per distance bin (bar width = bin, label = episodes), twin-scene success as dots."
+    import matplotlib.pyplot as plt
+    tasks = list(bins)
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.2 * max(len(tasks), 1), 3.0), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        rows = [r for r in bins[t]["bins"] if r["episodes"]]
+        labels = [f"{100 * r['lo']:.0f}+" if r["hi"] == float("inf") else f"{100 * r['lo']:.0f}-{100 * r['hi']:.0f}" for r in rows]
+        x = np.arange(len(rows))
+        ax.bar(x, [r["successes"] / r["episodes"] for r in rows], 0.7, color="tab:blue", alpha=0.85, label="own frames")
+        tw = [(i, r["twin_successes"] / r["episodes"]) for i, r in enumerate(rows) if "twin_successes" in r]
+        if tw: ax.plot(*zip(*tw), "o", color="tab:orange", label="twin scene's frames")
+        for xi, r in zip(x, rows): ax.text(xi, 1.03, str(r["episodes"]), ha="center", fontsize=8)
+        ax.set_xticks(x, labels); ax.set_ylim(0, 1.12); ax.set_xlabel(f"{bins[t]['target']} distance (cm)")
+        ax.set_title(t, fontsize=9)
+    axes[0][0].set_ylabel("success rate (numbers: episodes)"); axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    if path: fig.savefig(path, dpi=120); plt.close(fig)
+    return fig
+
+
+# %% ../nbs/14_evaluate.ipynb
+def open_loop_sensitivity(model, # a vlaos paradigm (`predict_action(observation, generator=...)`)
+                          tasks: list[str], episodes: int=20, seed: int=1000, image_size: int=128,
+                          make_env=None, # callable(task, seed, image_size) -> env (default: Meta-World, as `evaluate`)
+                          view_keys=("image", "wrist_image"), twin_seed_offset: int=TWIN_SEED_OFFSET,
+                          target=None, # task -> placement key for the distance between the scenes (default `placement_target`)
+                         ) -> dict:
+    """Per task, at the first frame of episodes `seed + i` and their twin scenes (`seed + twin_seed_offset + i`):
+    `scene_delta` (mean L2 distance over the chunk between the motion dims [:3] predicted from the two scenes' views),
+    `noise_delta` (the same between two noise draws on the scene's own views) and, when the env reports placements,
+    `distance_m` between the scenes' target placements. Lists in episode order."""
+    if make_env is None:
+        from vlaos.envs.metaworld import make_metaworld_env
+        cams = getattr(model.processor, "observation_cameras", None) or ("corner2", "gripperPOV")
+        make_env = partial(make_metaworld_env, cameras=tuple(cams))
+    if target is None:
+        try: from vlaos.envs.metaworld import placement_target as target
+        except ImportError: target = lambda task: "object_pos"
+    policy, out = ChunkedPolicy(model, 1, view_keys), {}
+    delta = lambda a, b: float(np.linalg.norm(np.asarray(a)[:, :3] - np.asarray(b)[:, :3], axis=-1).mean())
+    for task in tasks:
+        env, twin = make_env(task, seed, image_size), make_env(task, seed, image_size)
+        rec = {"scene_delta": [], "noise_delta": [], "distance_m": []}
+        try:
+            for i in range(episodes):
+                o, t = env.reset(seed=seed + i), twin.reset(seed=seed + twin_seed_offset + i)
+                policy.reset(0); own = policy.observation(0, o)
+                policy.reset(0); seen = policy.observation(0, {**o, **{k: t[k] for k in view_keys}})
+                g = lambda s: torch.Generator().manual_seed(s)
+                a, b, a2 = (model.predict_action(x, generator=g(s)) for x, s in ((own, i), (seen, i), (own, i + 10**6)))
+                rec["scene_delta"].append(delta(a, b)); rec["noise_delta"].append(delta(a, a2))
+                key = target(task)
+                if key in o and key in t: rec["distance_m"].append(float(np.linalg.norm(np.asarray(o[key]) - np.asarray(t[key]))))
+        finally:
+            for e in (env, twin):
+                if hasattr(e, "close"): e.close()
+        if len(rec["distance_m"]) != episodes: rec.pop("distance_m")
+        out[task] = rec
+    return out
+
+def plot_open_loop(ol: dict, path=None, title: str="open loop: chunk change between two scenes at the same proprio"):
+    "One panel per task: each episode's scene change of the chunk against the scenes' placement distance, noise floor dashed."
+    import matplotlib.pyplot as plt
+    tasks = list(ol)
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.2 * max(len(tasks), 1), 3.0), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        r = ol[t]
+        x = np.asarray(r.get("distance_m", np.arange(len(r["scene_delta"])) / 100)) * 100
+        ax.scatter(x, r["scene_delta"], s=14, label="twin scene vs own")
+        ax.axhline(np.median(r["noise_delta"]), color="k", ls="--", lw=1, label="two noise draws (median)")
+        ax.set_xlabel("placement distance (cm)" if "distance_m" in r else "episode / 100"); ax.set_title(t, fontsize=9)
+    axes[0][0].set_ylabel("chunk change (normalized action units)"); axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    if path: fig.savefig(path, dpi=120); plt.close(fig)
+    return fig
+
+
+# %% ../nbs/14_evaluate.ipynb
+def _reference_placements(run_cfg) -> dict|None:
+    "The training-mean placement per task of a Meta-World run's dataset (`training_placements`), or None when it has no manifest here."
+    from vlaos.envs.metaworld_data import training_placements
+    d = Path(run_cfg.data.dataset_dir) if run_cfg is not None else None
+    if d is None or not (d / "vlaos_manifest.json").exists(): return None
+    return training_placements(d)
+
 def _resolve_checkpoint(checkpoint: str):
     """(model dir, run dir or None) of a run dir (its latest complete checkpoint) or a `model/` dir; raises
     `FileNotFoundError` naming the path when it is neither (`resolve_checkpoint_dir`)."""
@@ -471,7 +594,7 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
          execute_steps: int=None, # actions executed per chunk (default: eval.execute_steps)
          seed: int=None, # base seed (default: eval.seed)
          image_size: int=None, # render size (default: the training frames' size saved in the checkpoint, else data.image_size)
-         num_envs: int=1, # environments in worker processes (one batched predict_action per step)
+         num_envs: int=None, # environments in worker processes (one batched predict_action per step; default: eval.num_envs)
          out: str=None, # output dir (default: <run dir>/eval)
          no_video: bool=False, # skip the MP4s
          no_plans: bool=False, # do not generate / print / draw plans (paradigms with planning heads)
@@ -488,9 +611,11 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
     size = image_size or getattr(model.processor, "observation_image_size", None) or (run_cfg.data.image_size if run_cfg else 128)
     steps = max_steps or ecfg.max_episode_steps
     groups, make_env, env = None, None, env or ecfg.env
+    reference = None
     if env == "metaworld":
         from vlaos.envs.metaworld import parse_tasks
         task_list = parse_tasks(tasks or ecfg.tasks)
+        reference = _reference_placements(run_cfg)
     elif env == "libero":
         from vlaos.envs.libero import suite_tasks, make_libero_env, LIBERO_SUITES, canonical_suite
         suite = canonical_suite(suite)
@@ -502,7 +627,8 @@ def main(checkpoint: str, # checkpoint dir (a `model/` dir written by save_pretr
     out_dir = out or (run_dir / "eval" if run_dir else ck / "eval")
     res = evaluate(model, task_list, episodes or ecfg.episodes_per_task, steps, execute_steps or ecfg.execute_steps,
                    ecfg.seed if seed is None else seed, out_dir, video=ecfg.video and not no_video, image_size=int(size),
-                   make_env=make_env, show_plans=not no_plans, num_envs=num_envs, task_groups=groups, probe=probe or ecfg.probe)
+                   make_env=make_env, show_plans=not no_plans, num_envs=num_envs or ecfg.num_envs, task_groups=groups, probe=probe or ecfg.probe,
+                   reference_placements=reference)
     print(success_table(res))
     print(f"results: {Path(out_dir).resolve()}")
     check_failures(res)  # console scripts exit with main's return value: return nothing

@@ -18,7 +18,7 @@ __all__ = ['EVAL_KEYS', 'SUBPROCESS_ENV', 'TABLE_RENDERERS', 'StudyCell', 'Study
            'previous_records', 'find_record', 'cell_status', 'train_command', 'eval_command', 'make_record',
            'train_cost', 'run_setup', 'run_cell', 'collect_results', 'write_results', 'plot_study', 'study_table',
            'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'register_table',
-           'render_study_tables', 'provenance', 'write_demo_record', 'demo_table']
+           'render_study_tables', 'provenance', 'scripted_baselines', 'write_demo_record', 'demo_table']
 
 # %% ../nbs/16_study.ipynb
 @dataclass
@@ -45,7 +45,7 @@ class StudySpec:
     accelerate_config: str = ""  # accelerate config file (e.g. configs/accelerate_ddp.yaml); empty = accelerate defaults
     description: str = ""  # what the study asks (copied into the results)
 
-EVAL_KEYS = ["tasks", "episodes_per_task", "seed", "max_episode_steps", "execute_steps", "probe"]
+EVAL_KEYS = ["tasks", "episodes_per_task", "seed", "max_episode_steps", "execute_steps", "probe", "num_envs"]  # num_envs: how, not what (not in eval_protocol)
 
 # %% ../nbs/16_study.ipynb
 def nested_overrides(flat: dict) -> dict:
@@ -206,7 +206,8 @@ def eval_command(cfg: RunConfig) -> list[str]:
     e = cfg.eval
     return [sys.executable, "-m", "vlaos.evaluate", cfg.train.output_dir, "--tasks", ",".join(e.tasks),
             "--episodes", str(e.episodes_per_task), "--seed", str(e.seed), "--max_steps", str(e.max_episode_steps),
-            "--execute_steps", str(e.execute_steps), "--out", str(Path(cfg.train.output_dir) / "eval")] + (["--probe"] if e.probe else [])
+            "--execute_steps", str(e.execute_steps), "--out", str(Path(cfg.train.output_dir) / "eval")] + (["--probe"] if e.probe else []) + (
+            ["--num_envs", str(e.num_envs)] if e.num_envs > 1 else [])
 
 def _run(cmd, log: Path, env_extra: dict|None=None, shell: bool=False) -> int:
     "Run a command, appending its output to `log`; returns the exit code."
@@ -248,6 +249,7 @@ def make_record(spec: StudySpec, cell: StudyCell, seed: int, eval_results: dict)
             "eval_protocol": eval_protocol(cfg), "eval_seconds": round(eval_results.get("seconds", 0.0), 1),
             "failed_episodes": eval_results.get("failed_episodes", 0),
             "tasks": tasks, "successes": s, "episodes": n, "success_rate": s / max(n, 1), "ci95": list(wilson_interval(s, n)),
+            **{k: eval_results[k] for k in ("placement_bins", "open_loop") if k in eval_results},
             **({"visual_reliance": eval_results["visual_reliance"], "twin_success_rate": eval_results["twin_success_rate"]}
                if "visual_reliance" in eval_results else {})}
 
@@ -489,13 +491,22 @@ def render_study_tables(markdown: str, root: str|Path=".") -> str:
     return "\n".join(out)
 
 # %% ../nbs/16_study.ipynb
+def _episode_lists(results: dict, task: str) -> dict:
+    "Per-episode outcomes of one task of a `vlaos_eval` results.json, in episode order: seeds, success (and twin-scene success)."
+    eps = sorted((e for e in results.get("episodes", []) if e["task"] == task), key=lambda e: e["episode"])
+    out = {"episode_seeds": [e["seed"] for e in eps], "episode_success": [int(bool(e["success"])) for e in eps]}
+    if eps and all("twin_success" in e for e in eps):
+        out["episode_twin_success"] = [None if e["twin_success"] is None else int(e["twin_success"]) for e in eps]
+    return out
+
 def _eval_summary(results: dict) -> dict:
-    "The per-task successes (and the probe's twin-scene figures) and the protocol of a `vlaos_eval` results.json (no per-episode records)."
+    """The per-task successes with their per-episode outcomes (and the probe's twin-scene figures), the success by
+    distance from the training placement, and the protocol of a `vlaos_eval` results.json."""
     probe = ("twin_successes", "twin_success_rate", "visual_reliance")   # with the vision-reliance probe (vlaos_eval --probe)
     return {"protocol": results.get("protocol", {}), "mean_success_rate": results["mean_success_rate"], "ci95": results["ci95"],
-            **{k: results[k] for k in ("twin_success_rate", "twin_ci95", "visual_reliance") if k in results},
-            "tasks": {t: {k: r[k] for k in ("successes", "episodes", "success_rate", "ci95") + probe if k in r}
-                      for t, r in results["tasks"].items()}}
+            **{k: results[k] for k in ("twin_success_rate", "twin_ci95", "visual_reliance", "placement_bins", "open_loop") if k in results},
+            "tasks": {t: {**{k: r[k] for k in ("successes", "episodes", "success_rate", "ci95") + probe if k in r},
+                          **_episode_lists(results, t)} for t, r in results["tasks"].items()}}
 
 def provenance(command: str, # the command line that made the result, as a user would retype it
                repo: str|Path|None=None, # the git checkout of the code (default: the one holding the imported vlaos)
@@ -515,6 +526,28 @@ def provenance(command: str, # the command line that made the result, as a user 
             "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
 
+def scripted_baselines(run_dir: str|Path, # a Meta-World run (its config.yaml names the training dataset)
+                       results: dict, # its `vlaos_eval` results (tasks, protocol: seed, episodes, max steps)
+                      ) -> dict|None:
+    """Per task of `results`, on the same seeds: the scripted expert reading the true state, placement-blind (the
+    training-mean placement) and fed the twin scene's state (`vlaos.envs.metaworld.scripted_placement_baselines`):
+    successes and per-episode outcomes. None when the run's dataset has no manifest here (not a `vlaos_metaworld` set)."""
+    from vlaos.config import load_config
+    from vlaos.evaluate import TWIN_SEED_OFFSET, _reference_placements
+    cfg_path = Path(run_dir) / "config.yaml"
+    ref = _reference_placements(load_config(cfg_path)) if cfg_path.exists() else None
+    if not ref: return None
+    from vlaos.envs.metaworld import scripted_placement_baselines
+    p = results.get("protocol", {})
+    seeds = [p["seed"] + i for i in range(p["episodes_per_task"])]
+    out = {}
+    for task in results["tasks"]:
+        if task not in ref: continue
+        b = scripted_placement_baselines(task, seeds, ref[task], TWIN_SEED_OFFSET, p.get("max_episode_steps", 200))
+        out[task] = {**{f"{k}_successes": sum(b[k]) for k in ("expert", "placement_blind", "twin_state")}, "episodes": len(seeds),
+                     **{f"episode_{k}": b[k] for k in ("expert", "placement_blind", "twin_state")}}
+    return out
+
 def write_demo_record(out: str|Path, # the record (JSON), e.g. results/demo.json; updated in place
                       run_dir: str|Path, # the demo's run directory (train.output_dir)
                       eval_dir: str|Path|None=None, # the evaluation's output (default <run_dir>/eval)
@@ -528,7 +561,9 @@ def write_demo_record(out: str|Path, # the record (JSON), e.g. results/demo.json
     if not eval_res.exists(): raise FileNotFoundError(f"{eval_res}: the evaluation results to record do not exist")
     out = Path(out); rec = json.loads(out.read_text()) if out.exists() else {}
     if heldout:
-        rec["heldout"] = {**_eval_summary(json.loads(eval_res.read_text())), "eval_s": timings_s.get("eval_s"),
+        res = json.loads(eval_res.read_text())
+        base = scripted_baselines(run_dir, res)
+        rec["heldout"] = {**_eval_summary(res), "eval_s": timings_s.get("eval_s"), **({"baselines": base} if base else {}),
                           "provenance": provenance("make demo_heldout" if command == "make demo" else command)}
     else:
         metrics = run_dir / "metrics.jsonl"
@@ -570,4 +605,15 @@ def demo_table(rec: dict) -> str:
         rows += [f"| {task} | {r['successes']}/{r['episodes']} | {r['twin_successes']}/{r['episodes']} | {100 * r['visual_reliance']:+.0f} points |"
                  for task, r in e["tasks"].items()]
         rows.append(f"| **mean** | {e['mean_success_rate']:.1%} | {e['twin_success_rate']:.1%} | **{100 * e['visual_reliance']:+.0f} points** |")
+        if e.get("baselines"):   # the same seeds, the scripted expert: what a placement-blind policy reaches, what the probe can show
+            B = e["baselines"]
+            rows += ["", "The scripted expert on the same seeds: placement-blind (fed the training-mean placement: the score of a policy "
+                     "that replays the mean trajectory), and fed the twin scene's state (a policy that localizes perfectly, under the "
+                     "probe: expert minus this is the most visual reliance the probe can show on a task):", "",
+                     "| task | the model | placement-blind expert | expert | expert fed the twin's state | most reliance the probe can show |",
+                     "|---|---|---|---|---|---|"]
+            rows += [f"| {t} | {e['tasks'][t]['successes']}/{b['episodes']} | {b['placement_blind_successes']}/{b['episodes']} | "
+                     f"{b['expert_successes']}/{b['episodes']} | {b['twin_state_successes']}/{b['episodes']} | "
+                     f"{100 * (b['expert_successes'] - b['twin_state_successes']) / b['episodes']:+.0f} points |"
+                     for t, b in B.items() if t in e["tasks"]]
     return "\n".join(rows)

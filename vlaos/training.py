@@ -284,6 +284,7 @@ class Trainer:
         scheduler = scheduler if scheduler is not None else make_scheduler(optimizer, train_cfg)
         if acc.distributed_type == DistributedType.DEEPSPEED: self._sync_deepspeed_config()
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
+        self.ema = self._make_ema() if train_cfg.ema_decay else None
         self.step = self.start_step = self.samples_seen = self.micro_batches_seen = 0
         self.wall_time, self.last_metrics, self.wandb_run_id = 0.0, {}, None
 
@@ -303,6 +304,24 @@ class Trainer:
     def unwrapped_model(self) -> nn.Module:
         "The model without DDP/DeepSpeed wrappers."
         return self.accelerator.unwrap_model(self.model)
+
+    def _make_ema(self):
+        """timm's `ModelEmaV3` of the model (train.ema_decay, with warm-up), saved and restored with every checkpoint.
+        Raises `ValueError` for a decay outside (0, 1) or under FSDP (its parameters are sharded across ranks)."""
+        from timm.utils import ModelEmaV3
+        d = self.cfg.ema_decay
+        if not 0 < d < 1: raise ValueError(f"train.ema_decay must lie in (0, 1) (0 turns it off), got {d}")
+        if self.accelerator.distributed_type == DistributedType.FSDP:
+            raise ValueError("train.ema_decay is not supported under FSDP (sharded parameters): use DDP or DeepSpeed ZeRO-1/2")
+        ema = ModelEmaV3(self.unwrapped_model, decay=d, use_warmup=True)
+        ema.requires_grad_(False)
+        self.accelerator.register_for_checkpointing(ema)
+        return ema
+
+    @property
+    def export_model(self) -> nn.Module:
+        "The model `save_fn` exports: the weights' moving average with `train.ema_decay`, else the trained weights."
+        return self.ema.module if self.ema is not None else self.unwrapped_model
 
     def state_dict(self) -> dict:
         "The loop counters saved as `trainer_state.json`."
@@ -326,7 +345,7 @@ class Trainer:
         full = acc.get_state_dict(self.model) if acc.distributed_type == DistributedType.FSDP and self.save_fn else None
         if acc.is_main_process:
             if self.save_fn is not None:
-                if full is None: self.save_fn(self.unwrapped_model, tmp/"model")
+                if full is None: self.save_fn(self.export_model, tmp/"model")
                 else: self.save_fn(self.unwrapped_model, tmp/"model", state_dict=full)
             if self.run_cfg is not None: save_config(self.run_cfg, tmp/"config.yaml")
             (tmp/"trainer_state.json").write_text(json.dumps(self.state_dict(), indent=1))
@@ -471,7 +490,9 @@ def fit(self:Trainer, batches:Iterable[dict],  # batch dicts for this process (a
                     if check_grads and gn is not None and not math.isfinite(grad_norm):
                         raise self._nonfinite_gradient_error(grad_norm, step_ids, step_values)
                 self.optimizer.step()
-                if acc.sync_gradients and not self.optimizer.step_was_skipped: self.scheduler.step()
+                if acc.sync_gradients and not self.optimizer.step_was_skipped:
+                    self.scheduler.step()
+                    if self.ema is not None: self.ema.update(self.unwrapped_model, step=self.step + 1)
                 self.optimizer.zero_grad(set_to_none=True)
             step_loss += value / accum; step_samples += n; self.micro_batches_seen += 1
             for k, v in terms.items():

@@ -12,9 +12,10 @@ import numpy as np
 import mujoco
 
 # %% auto 0
-__all__ = ['MT10_TASKS', 'METAWORLD_INSTRUCTIONS', 'METAWORLD_DIFFICULTY', 'DEFAULT_CAMERAS', 'GRIPPER_BODIES', 'check_task',
-           'task_group', 'parse_tasks', 'make_renderer', 'camera_id', 'camera_is_rolled', 'MetaWorldEnv',
-           'make_metaworld_env', 'project_points', 'segmentation_bodies', 'expert_policy', 'expert_action']
+__all__ = ['MT10_TASKS', 'METAWORLD_INSTRUCTIONS', 'METAWORLD_DIFFICULTY', 'DEFAULT_CAMERAS', 'GRIPPER_BODIES',
+           'PLACEMENT_TARGET', 'check_task', 'task_group', 'parse_tasks', 'make_renderer', 'camera_id',
+           'camera_is_rolled', 'MetaWorldEnv', 'make_metaworld_env', 'project_points', 'segmentation_bodies',
+           'placement_target', 'metaworld_placements', 'expert_policy', 'expert_action', 'scripted_placement_baselines']
 
 # %% ../../nbs/11_metaworld.ipynb
 MT10_TASKS = ['reach-v3', 'push-v3', 'pick-place-v3', 'door-open-v3', 'drawer-open-v3', 'drawer-close-v3',
@@ -179,6 +180,7 @@ class MetaWorldEnv:
     def _obs(self, raw) -> dict:
         self._raw = np.asarray(raw, dtype=np.float64)
         obs = {'state': self._raw[:4].astype(np.float32), 'raw_obs': self._raw.astype(np.float32),
+               'object_pos': self._raw[4:7].astype(np.float32), 'goal_pos': self._raw[36:39].astype(np.float32),
                'instruction': self.instruction}
         if self._renderer is not None:
             obs['image'] = self.render(self.cameras[0])
@@ -220,9 +222,12 @@ class MetaWorldEnv:
     def __exit__(self, *exc): self.close()
     def __repr__(self): return f"MetaWorldEnv({self.task!r}, seed={self.seed}, image_size={self.image_size}, cameras={self.cameras})"
 
-def make_metaworld_env(task:str, seed:int, image_size:int, max_episode_steps:int=200, cameras:tuple=DEFAULT_CAMERAS) -> MetaWorldEnv:
-    "`make_env(task, seed, image_size)` factory of `vlaos.evaluate` (module level and torch-free: env worker processes import it fast)."
-    return MetaWorldEnv(task, seed=seed, image_size=image_size, max_episode_steps=max_episode_steps, cameras=tuple(cameras))
+def make_metaworld_env(task:str, seed:int, image_size:int, max_episode_steps:int=200, cameras:tuple=DEFAULT_CAMERAS,
+                       render_images:bool=True) -> MetaWorldEnv:
+    """`make_env(task, seed, image_size)` factory of `vlaos.evaluate` (module level and torch-free: env worker processes
+    import it fast); `render_images=False` for a scene whose frames nobody sees (the probe's real scene, `make_twin_env`)."""
+    return MetaWorldEnv(task, seed=seed, image_size=image_size, max_episode_steps=max_episode_steps, cameras=tuple(cameras),
+                        render_images=render_images)
 
 # %% ../../nbs/11_metaworld.ipynb
 def project_points(env,                         # `MetaWorldEnv`, or anything with MuJoCo `.model` and `.data`
@@ -272,6 +277,23 @@ def segmentation_bodies(env, camera:str, image_size:int|None=None) -> np.ndarray
     return body[::-1, ::-1] if camera_is_rolled(env.model, env.data, camera) else body
 
 # %% ../../nbs/11_metaworld.ipynb
+from .vector import PLACEMENT_KEYS   # ('object_pos', 'goal_pos'): privileged placement fields of an observation (metres, world frame)
+PLACEMENT_TARGET = {'reach-v3': 'goal_pos'}   # what a task's success depends on (default: the object; reach: the goal)
+
+def placement_target(task:str) -> str:
+    "The placement field (`PLACEMENT_KEYS`) whose position a policy must find for `task`: the goal for reach, else the object."
+    return PLACEMENT_TARGET.get(task, 'object_pos')
+
+def metaworld_placements(task:str,     # Meta-World v3 task name
+                         seeds,        # reset seeds (e.g. a dataset's episode seeds)
+                        ) -> dict:     # {'object_pos': float [N, 3], 'goal_pos': float [N, 3]} in metres
+    "The object and goal positions of `task` reset with each seed (no rendering: ~1 ms per seed)."
+    with MetaWorldEnv(task, render_images=False) as env:
+        obs = [env.reset(seed=int(s)) for s in seeds]
+    return {k: np.stack([o[k] for o in obs]) if obs else np.zeros((0, 3), np.float32) for k in PLACEMENT_KEYS}
+
+
+# %% ../../nbs/11_metaworld.ipynb
 def expert_policy(task:str):  # Meta-World v3 task name
     "The scripted expert of `task` (a `metaworld.policies.Policy`; call `.get_action(raw_obs)`)."
     from metaworld.policies import ENV_POLICY_MAP
@@ -283,3 +305,37 @@ def expert_action(policy, raw_obs) -> np.ndarray:
         warnings.simplefilter('ignore')
         a = policy.get_action(np.asarray(raw_obs, dtype=np.float64))
     return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+# %% ../../nbs/11_metaworld.ipynb
+_OBJ, _PREV_OBJ, _GOAL = slice(4, 18), slice(22, 36), slice(36, 39)   # raw_obs: objects (pos + quat, x2), their previous frame, goal
+
+def scripted_placement_baselines(task:str,                  # Meta-World v3 task name
+                                 seeds,                     # episode seeds
+                                 reference:dict,            # {'object_pos': [3], 'goal_pos': [3]}: the training-mean placement
+                                 twin_seed_offset:int=100_000,  # the probe's twin scene: seed + offset
+                                 max_steps:int=200,         # steps before an episode counts as failed
+                                ) -> dict:                  # {'seeds', 'expert', 'placement_blind', 'twin_state'}: 0/1 per seed
+    "Per-seed success of the scripted expert reading the true state, placement-blind, and fed the twin scene's state (see above)."
+    pol, out = expert_policy(task), {'seeds': [int(s) for s in seeds], 'expert': [], 'placement_blind': [], 'twin_state': []}
+    ref_obj, ref_goal = np.asarray(reference['object_pos'], np.float64), np.asarray(reference['goal_pos'], np.float64)
+    for mode in ('expert', 'placement_blind', 'twin_state'):
+        with MetaWorldEnv(task, render_images=False, max_episode_steps=max_steps) as env, \
+             MetaWorldEnv(task, render_images=False, max_episode_steps=max_steps) as twin:
+            for s in out['seeds']:
+                env.reset(seed=s); twin.reset(seed=s + twin_seed_offset)
+                d_obj, d_goal = ref_obj - env.raw_obs[4:7], ref_goal - env.raw_obs[36:39]
+                success = False
+                for _ in range(max_steps):
+                    raw = env.raw_obs.copy()
+                    if mode == 'placement_blind':
+                        raw[4:7] += d_obj; raw[11:14] += d_obj; raw[22:25] += d_obj; raw[29:32] += d_obj; raw[_GOAL] += d_goal
+                    elif mode == 'twin_state':
+                        t = twin.raw_obs; raw[_OBJ], raw[_PREV_OBJ], raw[_GOAL] = t[_OBJ], t[_PREV_OBJ], t[_GOAL]
+                    a = expert_action(pol, raw)
+                    twin.step(a)
+                    _, _, term, trunc, info = env.step(a)
+                    if info['success']: success = True; break
+                    if term or trunc: break
+                out[mode].append(int(success))
+    return out
+

@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
-from .metaworld import MetaWorldEnv, DEFAULT_CAMERAS, METAWORLD_INSTRUCTIONS, parse_tasks, expert_policy, expert_action
+from .metaworld import (MetaWorldEnv, DEFAULT_CAMERAS, METAWORLD_INSTRUCTIONS, parse_tasks, expert_policy,
+                                  expert_action, metaworld_placements, PLACEMENT_KEYS)
 from .metaworld_annotate import PlanningAnnotator
 
 # %% auto 0
 __all__ = ['DEFAULT_MAX_STEPS', 'DEFAULT_STEPS_AFTER_SUCCESS', 'DATASET_VERSION', 'EPISODE_FORMAT', 'RETRY_SEED_STRIDE',
            'DEPTH_FIELDS', 'collect_episode', 'plot_episode', 'episode_seed', 'save_episode', 'load_episode',
            'episode_to_rlds', 'rlds_features', 'episode_cache_dir', 'collect_to_cache', 'write_rlds_dataset',
-           'build_metaworld_dataset', 'main']
+           'build_metaworld_dataset', 'training_placements', 'main']
 
 # %% ../../nbs/11d_metaworld_data.ipynb
 DEFAULT_MAX_STEPS = 300        # cap on a demonstration; longest MT10 expert success seen: 249 steps (peg-insert-side)
@@ -332,6 +333,22 @@ def build_metaworld_dataset(out_dir,                       # TFDS data_dir; the 
     manifest.update(collect_seconds=round(collect_s, 1), build_seconds=round(time.time() - t0, 1))
     mpath.write_text(json.dumps(manifest, indent=1))
     return ds_dir
+
+# %% ../../nbs/11d_metaworld_data.ipynb
+def training_placements(dataset_dir, # a dataset written by `build_metaworld_dataset` (holds vlaos_manifest.json)
+                       ) -> dict:    # {task: {'object_pos': [3], 'goal_pos': [3], 'episodes': N}}, metres
+    """The mean placement of each task's demos: every episode seed in the dataset's `vlaos_manifest.json` reset once
+    (no rendering, no TensorFlow). The reference of `vlaos.evaluate.placement_bins`: how far an evaluation episode's
+    object or goal lies from where the demos put it on average. Raises `FileNotFoundError` naming the manifest."""
+    m = Path(dataset_dir) / 'vlaos_manifest.json'
+    if not m.exists(): raise FileNotFoundError(f"{m} not found: training_placements reads the manifest vlaos_metaworld writes")
+    eps = json.loads(m.read_text()).get('episodes') or []
+    out = {}
+    for task in dict.fromkeys(e['task'] for e in eps):
+        p = metaworld_placements(task, [e['seed'] for e in eps if e['task'] == task])
+        out[task] = {**{k: p[k].mean(0).tolist() for k in PLACEMENT_KEYS}, 'episodes': len(p['object_pos'])}
+    return out
+
 
 # %% ../../nbs/11d_metaworld_data.ipynb
 @call_parse

@@ -2,17 +2,18 @@
 
 # %% ../../nbs/11c_vector_envs.ipynb 3
 from __future__ import annotations
-import traceback
+import inspect, traceback
 from functools import partial
 import numpy as np
 import gymnasium as gym
 from ..data.images import POINT_MAP_KEYS
 
 # %% auto 0
-__all__ = ['OBS_KEYS', 'GymEnv', 'make_vector_env']
+__all__ = ['PLACEMENT_KEYS', 'OBS_KEYS', 'GymEnv', 'make_vector_env', 'TwinSceneEnv', 'make_twin_env']
 
 # %% ../../nbs/11c_vector_envs.ipynb
-OBS_KEYS = ("image", "wrist_image", "state", *POINT_MAP_KEYS)  # observation arrays passed through the vector env
+PLACEMENT_KEYS = ("object_pos", "goal_pos")  # privileged placement fields of an observation (Meta-World, metres): recorded per evaluation episode, never seen by a policy
+OBS_KEYS = ("image", "wrist_image", "state", *PLACEMENT_KEYS, *POINT_MAP_KEYS)  # observation arrays passed through the vector env
 
 class GymEnv(gym.Env):
     "A vlaos environment as a `gymnasium.Env` (see above); built inside the worker process by `make_env(task, seed, image_size)`."
@@ -73,3 +74,44 @@ def make_vector_env(make_env, task: str, seed: int, image_size: int, action_dim:
     fns = [partial(GymEnv, make_env, task, seed, image_size, action_dim) for _ in range(num_envs)]
     return gym.vector.AsyncVectorEnv(fns, shared_memory=False, context=context,
                                      autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+
+# %% ../../nbs/11c_vector_envs.ipynb
+class TwinSceneEnv:
+    """The vision-reliance probe's environment: a scene whose camera views come from a twin scene (see above).
+    `reset(seed)` resets the real scene with `seed` and the twin with `seed + seed_offset`; every action goes to both.
+    Raises `KeyError` naming the views a twin observation lacks."""
+    def __init__(self, env, # the real scene: proprio, instruction, reward, success
+                 twin, # the twin scene (same task): its `view_keys` replace the real scene's
+                 view_keys=("image", "wrist_image"), # observation keys of the camera views the policy sees
+                 seed_offset: int=100_000, # the twin is reset with `seed + seed_offset`
+                ):
+        self.env, self.twin, self.view_keys, self.seed_offset, self.twin_seed = env, twin, tuple(view_keys), int(seed_offset), None
+    def _merge(self, obs: dict, twin_obs: dict) -> dict:
+        missing = [k for k in self.view_keys if k not in twin_obs]
+        if missing: raise KeyError(f"the twin scene's observation lacks the views {missing} (it has {sorted(twin_obs)})")
+        return {**obs, **{k: twin_obs[k] for k in self.view_keys}}
+    def reset(self, seed: int|None=None) -> dict:
+        obs = self.env.reset(seed=seed)
+        self.twin_seed = None if seed is None else int(seed) + self.seed_offset
+        return self._merge(obs, self.twin.reset(seed=self.twin_seed))
+    def step(self, action):
+        twin_obs = self.twin.step(action)[0]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self._merge(obs, twin_obs), reward, terminated, truncated, info
+    def close(self):
+        for e in (self.env, self.twin):
+            if hasattr(e, "close"): e.close()
+
+def _takes(fn, name: str) -> bool:
+    try: return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError): return False
+
+def make_twin_env(make_env, # the evaluation's factory (task, seed, image_size) -> env; module level, so that it pickles for spawned workers
+                  task: str, seed: int, image_size: int,
+                  view_keys=("image", "wrist_image"), # the policy's camera views
+                  seed_offset: int=100_000, # twin seed = episode seed + seed_offset
+                 ) -> TwinSceneEnv:
+    "`TwinSceneEnv` of two scenes of `task` made by `make_env`; bind `make_env` with `functools.partial` to get a factory."
+    real = make_env(task, seed, image_size, render_images=False) if _takes(make_env, "render_images") else make_env(task, seed, image_size)
+    return TwinSceneEnv(real, make_env(task, seed + seed_offset, image_size), view_keys, seed_offset)
+

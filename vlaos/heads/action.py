@@ -171,6 +171,9 @@ class ActionHead(nn.Module):
         self.action_dim, self.chunk_size, self.history, self.num_extra_tokens = action_dim, chunk_size, history, num_extra_tokens
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
         self.proprio_in = nn.Linear(proprio_dim, d)
+        if not 0 <= cfg.proprio_dropout < 1:
+            raise ValueError(f"model.action_head.proprio_dropout must lie in [0, 1), got {cfg.proprio_dropout}")
+        if cfg.proprio_dropout: self.no_proprio = nn.Parameter(torch.zeros(d))  # what a dropped sample's proprio tokens become
         self.action_in = nn.Linear(action_dim, d)
         self.pos = nn.Parameter(torch.randn(1, 1 + history + num_extra_tokens + chunk_size, d) * 0.02)  # learned positions of expert tokens
         self.layers = nn.ModuleList([ActionExpertLayer(d, cfg.num_heads, vlm_kv_dim, cfg.mlp_ratio, cfg.dropout)
@@ -219,7 +222,11 @@ class ActionHead(nn.Module):
         "[time | proprio | extra | action] tokens [B, T, hidden]."
         if self.cfg.objective != "flow_matching": actions = torch.zeros_like(actions)  # learned queries only
         time_tok = self.time_mlp(sinusoidal_embedding(t, self.cfg.hidden_size).to(proprio.dtype))[:, None]
-        parts = [time_tok, self.proprio_in(proprio)] + ([extra.to(proprio.dtype)] if extra is not None else []) + [self.action_in(actions)]
+        prop = self.proprio_in(proprio)
+        if self.training and self.cfg.proprio_dropout:  # model.action_head.proprio_dropout: per sample, all its proprio tokens
+            drop = torch.rand(prop.shape[0], 1, 1, device=prop.device) < self.cfg.proprio_dropout
+            prop = torch.where(drop, self.no_proprio.to(prop.dtype), prop)
+        parts = [time_tok, prop] + ([extra.to(proprio.dtype)] if extra is not None else []) + [self.action_in(actions)]
         return torch.cat(parts, 1) + self.pos  # (b, t, hidden)
 
     def forward_tokens(self, ctx: ActionContext,
