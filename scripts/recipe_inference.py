@@ -9,6 +9,7 @@ rerun after `vlaos_study` finishes more of them. The README table reads the outp
 import argparse, json, os, platform, statistics, sys, time
 from pathlib import Path
 import numpy as np, torch
+from vlaos.config import write_results_json
 from vlaos.study import load_study, cell_config, final_model_dir
 from vlaos.paradigms import VLABase
 
@@ -37,10 +38,10 @@ def main():
         r = measure(d); raw[cell.name] = r
         cells[cell.name] = [f"{r['parameters'] / 1e6:.2f}", f"{r['chunk_ms']:.1f}"]
         print(cell.name, r, flush=True)
-    out = {"columns": ["parameters (M)", "inference ms / chunk"], "cells": cells, "raw": raw,
-           "command": "python scripts/recipe_inference.py " + a.study,
+    cmd = "python scripts/recipe_inference.py " + a.study
+    out = {"columns": ["parameters (M)", "inference ms / chunk"], "cells": cells, "raw": raw, "command": cmd,
            "protocol": "median of 20 predict_action calls on one observation, 1 CPU thread, after 2 warm-up calls",
            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"}
-    Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+    write_results_json(a.out, out, cmd)
 
 if __name__ == "__main__": main()

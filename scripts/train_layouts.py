@@ -10,6 +10,7 @@ the same threads) so the two figures come from the same machine state. Writes a 
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
+from vlaos.config import write_results_json
 
 LAYOUTS = [(2, 1, 1), (2, 1, 2), (1, 2, 1), (1, 2, 2)]  # (processes, torch threads each, TF threads each: its global pools and data.num_parallel_calls)
 
@@ -63,9 +64,9 @@ def main():
             row["in_run_over_model_only"] = row["in_run_samples_per_s"] / row["model_only_samples_per_s"]
             print(json.dumps(row), flush=True)
             rows.append(row)
-    Path(a.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "config": a.config,
-                                       "global_batch": a.global_batch, "steps": a.steps, "cores": os.cpu_count(),
-                                       "layouts": rows}, indent=1) + "\n")
+    cmd = "python " + " ".join(sys.argv)
+    write_results_json(a.out, {"command": cmd, "config": a.config, "global_batch": a.global_batch, "steps": a.steps,
+                               "cores": os.cpu_count(), "layouts": rows}, cmd)
     print(f"wrote {a.out}")
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import numpy as np
 import torch, torch.nn as nn
 from einops import rearrange
 from fastcore.script import call_parse
-from .config import RunConfig, preset, load_config
+from .config import RunConfig, preset, load_config, write_results_json
 from .prompting import build_prompt, train_bpe_tokenizer
 from .paradigms import build_vla
 from .heads.action import sinusoidal_embedding
@@ -519,7 +519,8 @@ def main(config: str=None, # YAML run config (default: the `tiny` preset)
     if rollouts:
         res = bench_rollouts(rollouts, num_envs=num_envs)
         for k, v in res.items(): print(f"{k:30s} {v:.3f}" if isinstance(v, float) else f"{k:30s} {v}")
-        if out: Path(out).write_text(json.dumps({"command": "vlaos_bench " + " ".join(sys.argv[1:]), **res}, indent=1))
+        cmd = "vlaos_bench " + " ".join(sys.argv[1:])
+        if out: write_results_json(out, {"command": cmd, **res}, cmd)
         return
     cfg = load_config(config) if config else preset("tiny")
     torch.manual_seed(0)
@@ -540,4 +541,5 @@ def main(config: str=None, # YAML run config (default: the `tiny` preset)
         res.update({f"profile_train_{k}": v for k, v in ptr.items()})
         res.update({f"profile_inference_{k}": v for k, v in profile_inference(cfg, max(1, iters // 3), device).items()})
     for k, v in res.items(): print(f"{k:32s} {v:.3f}" if isinstance(v, float) else f"{k:32s} {v}")
-    if out: Path(out).write_text(json.dumps({"command": "vlaos_bench " + " ".join(sys.argv[1:]), **res}, indent=1))  # nothing returned: a console script exits with main's return value
+    cmd = "vlaos_bench " + " ".join(sys.argv[1:])
+    if out: write_results_json(out, {"command": cmd, **res}, cmd)  # nothing returned: a console script exits with main's return value

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb 3
 from __future__ import annotations
-import dataclasses, copy, typing
+import dataclasses, copy, json, os, subprocess, time, typing
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 from pathlib import Path
 import yaml
@@ -16,7 +16,7 @@ __all__ = ['PLANNING_HEADS', 'PRETRAIN_STAGES', 'TIME_SAMPLERS', 'FIXED_STEP_SOL
            'ForesightHeadConfig', 'LowLevelHeadConfig', 'ThreeDConfig', 'RecipeConfig', 'ModelConfig', 'DataConfig',
            'TrainConfig', 'EvalConfig', 'PretrainConfig', 'RunConfig', 'ConfigError', 'validate_foresight',
            'validate_spec', 'validate', 'from_dict', 'to_dict', 'offline', 'preset', 'load_config', 'save_config',
-           'parse_overrides']
+           'parse_overrides', 'provenance', 'write_results_json']
 
 # %% ../nbs/00_config.ipynb
 @dataclass
@@ -547,4 +547,44 @@ def parse_overrides(items: list[str]) -> dict:
         *parents, leaf = k.strip().split(".")
         for p in parents: d = d.setdefault(p, {})
         d[leaf] = yaml.safe_load(v)  # numbers like 1e-3 stay strings here; from_dict converts float fields
+    return out
+
+# %% ../nbs/00_config.ipynb
+def provenance(command: str, # the command line that made the result, as a user would retype it
+               repo: str|Path|None=None, # the git checkout of the code (default: the one holding the imported vlaos)
+              ) -> dict:
+    """Which code made a result: `{'commit', 'dirty', 'vlaos_version', 'date', 'command', 'machine'}`. `commit` is the
+    checkout's HEAD (40 hex digits) and `dirty` whether tracked files differ from it; both are 'unknown' outside a git
+    checkout (an installed wheel). `machine`: CPU cores, torch threads, platform, and the CUDA device name or None."""
+    import platform, torch
+    import vlaos
+    repo = Path(repo) if repo else Path(vlaos.__file__).resolve().parents[1]
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, timeout=30)
+    try: head, status = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.TimeoutExpired): head = status = None
+    known = head is not None and head.returncode == 0 and status.returncode == 0
+    return {"commit": head.stdout.strip() if known else "unknown", "dirty": bool(status.stdout.strip()) if known else "unknown",
+            "vlaos_version": vlaos.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command,
+            "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+                        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+
+def write_results_json(path: str|Path, # the results file, e.g. results/offline_rl.json (its folders are created)
+                       results: dict, # what to write (JSON-serializable); a `provenance` key in it is replaced
+                       command: str, # the command line that made the results, as a user would retype it
+                      ) -> dict:
+    """Write `{**results, 'provenance': provenance(command)}` to `path` as indented JSON with a trailing newline, atomically
+    (a unique temporary file beside it, then `os.replace`: a killed writer leaves the old file or the new one, never half
+    of one); returns the dict written. Raises `OSError` when the folder or the file cannot be written (and `TypeError`,
+    before anything is written, for a value JSON cannot hold)."""
+    import tempfile
+    out = {**results, "provenance": provenance(command)}
+    text = json.dumps(out, indent=1) + "\n"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f: f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a results file is for everyone
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
     return out

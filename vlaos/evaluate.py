@@ -568,11 +568,14 @@ def plot_open_loop(ol: dict, path=None, title: str="open loop: chunk change betw
 
 # %% ../nbs/14_evaluate.ipynb
 def _reference_placements(run_cfg) -> dict|None:
-    "The training-mean placement per task of a Meta-World run's dataset (`training_placements`), or None when it has no manifest here."
+    """The training-mean placement per task of a Meta-World run's dataset (`training_placements`), or None when it has
+    no manifest here or the manifest names no demo seeds (the evaluation then goes on without `placement_bins`)."""
     from vlaos.envs.metaworld_data import training_placements
     d = Path(run_cfg.data.dataset_dir) if run_cfg is not None else None
     if d is None or not (d / "vlaos_manifest.json").exists(): return None
-    return training_placements(d)
+    try: return training_placements(d)
+    except (ValueError, KeyError) as e:
+        print(f"no success by placement distance: {e}"); return None
 
 def _resolve_checkpoint(checkpoint: str):
     """(model dir, run dir or None) of a run dir (its latest complete checkpoint) or a `model/` dir; raises

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from fastcore.script import call_parse
-from .config import ConfigError, RunConfig, load_config, save_config
+from .config import ConfigError, RunConfig, load_config, save_config, provenance, write_results_json
 from .training import checkpoint_dir, latest_checkpoint
 from .evaluate import wilson_interval
 
@@ -17,8 +17,8 @@ __all__ = ['EVAL_KEYS', 'SUBPROCESS_ENV', 'TABLE_RENDERERS', 'StudyCell', 'Study
            'load_study', 'run_dir', 'final_model_dir', 'cell_config', 'trained_step', 'eval_protocol', 'read_record',
            'previous_records', 'find_record', 'cell_status', 'train_command', 'eval_command', 'make_record',
            'train_cost', 'run_setup', 'run_cell', 'collect_results', 'write_results', 'plot_study', 'study_table',
-           'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'register_table',
-           'render_study_tables', 'provenance', 'scripted_baselines', 'write_demo_record', 'demo_table']
+           'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'provenance_note', 'register_table',
+           'render_study_tables', 'scripted_baselines', 'write_demo_record', 'demo_table']
 
 # %% ../nbs/16_study.ipynb
 @dataclass
@@ -239,6 +239,7 @@ def make_record(spec: StudySpec, cell: StudyCell, seed: int, eval_results: dict)
                             episode_twin_success=[None if e.get("twin_success") is None else int(e["twin_success"]) for e in eps])
     s, n = sum(t["successes"] for t in tasks.values()), sum(t["episodes"] for t in tasks.values())
     m = cfg.model
+    evaluated_by = shlex.join(["python", *eval_command(cfg)[1:]])  # the evaluation as a user would retype it
     return {"cell": cell.name, "label": cell.label or cell.name, "seed": seed, "run_dir": cfg.train.output_dir,
             "set": cell.set, "stage1": cell.stage1 or None,
             "paradigm": m.paradigm, "planning_heads": list(m.planning_heads),
@@ -251,7 +252,8 @@ def make_record(spec: StudySpec, cell: StudyCell, seed: int, eval_results: dict)
             "tasks": tasks, "successes": s, "episodes": n, "success_rate": s / max(n, 1), "ci95": list(wilson_interval(s, n)),
             **{k: eval_results[k] for k in ("placement_bins", "open_loop") if k in eval_results},
             **({"visual_reliance": eval_results["visual_reliance"], "twin_success_rate": eval_results["twin_success_rate"]}
-               if "visual_reliance" in eval_results else {})}
+               if "visual_reliance" in eval_results else {}),
+            "provenance": provenance(evaluated_by)}  # the code that evaluated this run (written right after its evaluation)
 
 def train_cost(spec: StudySpec, cell: StudyCell, seed: int) -> float:
     "Training seconds (wall clock) of a cell and seed, including its stage 1 (recursively)."
@@ -323,14 +325,12 @@ def collect_results(spec: StudySpec, study_path: str|Path|None=None) -> dict:
             "eval": spec.eval, "seeds": spec.seeds, "cells": cells, "missing": missing,
             "complete": not missing}
 
-def write_results(results: dict, path: str|Path):
-    "Write the results JSON atomically (a unique temporary file, then a rename)."
-    import tempfile
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f: f.write(json.dumps(results, indent=1))
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a results file is for everyone
-    os.replace(tmp, path)
+def write_results(results: dict, path: str|Path,
+                  command: str|None=None, # the command line that made them (default: `results['command']`, e.g. `vlaos_study SPEC.yaml`)
+                 ) -> dict:
+    """Write the results JSON atomically with its `provenance` (`vlaos.config.write_results_json`); returns the dict
+    written. Raises `OSError` when the file cannot be written."""
+    return write_results_json(path, results, results.get("command", "") if command is None else command)
 
 # %% ../nbs/16_study.ipynb
 def plot_study(results: dict, path=None, title: str|None=None):
@@ -367,7 +367,16 @@ def study_table(results: dict, tasks: bool=True,
     done = [c for c in results["cells"] if c["episodes"]]
     task_names = list(done[0]["runs"][0]["tasks"]) if (done and tasks) else []
     short = [t.replace("-v3", "") for t in task_names]
-    xcols, xcells = (extra or {}).get("columns", []), (extra or {}).get("cells", {})
+    xcols, xcells = list((extra or {}).get("columns", [])), dict((extra or {}).get("cells", {}))
+    if any("visual_reliance" in t for c in done for r in c["runs"] for t in r["tasks"].values()):  # the probe ran: its column
+        xcols.append("visual reliance, points (" + " / ".join(short or ["pooled"]) + ")")
+        for c in done:
+            rel = []
+            for t in task_names:
+                rs = [r["tasks"][t] for r in c["runs"] if "twin_successes" in r["tasks"][t]]
+                n = sum(x["episodes"] for x in rs)
+                rel.append(f"{100 * sum(x['successes'] - x['twin_successes'] for x in rs) / n:+.0f}" if n else "–")
+            xcells[c["name"]] = [*xcells.get(c["name"], [""] * (len(xcols) - 1)), " / ".join(rel)]
     xfmt = lambda name: "".join(f" {v} |" for v in xcells.get(name, [""] * len(xcols)))
     rows = ["| cell | " + " | ".join(short) + (" | " if short else "") + "success (95% CI) | seeds | train samples/s | train min |"
             + "".join(f" {x} |" for x in xcols), "|---|" + "---|" * (len(short) + len(xcols)) + "---|---|---|---|"]
@@ -428,7 +437,7 @@ def run_study(study: str|Path, cells: list[str]|None=None, seeds: list[int]|None
     for s in todo_seeds:
         for c in todo_cells: log(f"  {c.name}/seed{s}: {cell_status(spec, c, s)}")
     if dry_run:
-        res = collect_results(spec, study); write_results(res, spec.results); return res
+        return write_results(collect_results(spec, study), spec.results)
     run_setup(spec, log)
     t0 = time.time()
     for s in todo_seeds:  # seed-major: a first full pass over the cells before any second seed
@@ -436,10 +445,8 @@ def run_study(study: str|Path, cells: list[str]|None=None, seeds: list[int]|None
             try: run_cell(spec, c, s, log)
             except Exception as e:  # one broken cell must not end the study
                 log(f"[{c.name}/seed{s}] failed: {type(e).__name__}: {e}")
-            res = collect_results(spec, study)
-            write_results(res, spec.results)
-    res = collect_results(spec, study)
-    write_results(res, spec.results)
+            res = write_results(collect_results(spec, study), spec.results)
+    res = write_results(collect_results(spec, study), spec.results)
     plot_study(res, Path(spec.output_dir) / "study.png")
     log(study_table(res)); log(f"{time.time() - t0:.0f} s; results: {spec.results}; figure: {Path(spec.output_dir) / 'study.png'}")
     if res["missing"]: log(f"not finished: {[(m['cell'], m['seed'], m['status']) for m in res['missing']]}; rerun to continue")
@@ -462,6 +469,26 @@ def verdict(cmp: dict, alpha: float=0.05) -> str:
     if cmp["p_value"] < alpha and hi < 0: return "contradicts"
     return "cannot resolve"
 
+def provenance_note(results: dict, # a results file's contents (a study's, the demo record, any `write_results_json` file)
+                    repo: str|Path|None=None, # the git checkout to look the commit up in (default: the one holding the imported vlaos)
+                   ) -> str:
+    """The line printed under a results table: the commit that made the file (its top-level `provenance`), with the
+    command and the date, and whether the code in `vlaos/` has changed since (`git diff --quiet COMMIT HEAD -- vlaos/`);
+    'Commit not recorded.' when the file has no provenance, or its commit is 'unknown' or not in the repository."""
+    import vlaos
+    pv = results.get("provenance") or {}
+    commit = str(pv.get("commit", "unknown"))
+    if not re.fullmatch(r"[0-9a-f]{7,40}", commit): return "Commit not recorded."
+    repo = Path(repo) if repo else Path(vlaos.__file__).resolve().parents[1]
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, timeout=30)
+    try:
+        if git("cat-file", "-e", commit + "^{commit}").returncode: return "Commit not recorded."
+        changed = git("diff", "--quiet", commit, "HEAD", "--", "vlaos/").returncode == 1
+    except (OSError, subprocess.TimeoutExpired): return "Commit not recorded."
+    what = ", ".join(x for x in (f"`{pv['command']}`" if pv.get("command") else "", str(pv.get("date") or "")[:10]) if x)
+    return (f"Made with `{commit[:7]}`" + (" plus uncommitted changes" if pv.get("dirty") is True else "")
+            + (f" ({what})" if what else "") + ("; the code in vlaos/ has changed since" if changed else "") + ".")
+
 TABLE_RENDERERS = {}  # marker kind -> fn(results dict) -> markdown; higher modules add theirs with `register_table`
 
 def register_table(kind: str, fn):
@@ -473,7 +500,8 @@ def render_study_tables(markdown: str, root: str|Path=".") -> str:
     """Replace each line `<!-- vlaos_study_table: PATH -->` by `study_table` of the results JSON at PATH (relative to
     `root`; `PATH + EXTRA` adds the columns of the JSON at EXTRA, see `study_table`), each
     `<!-- vlaos_demo_table: PATH -->` by `demo_table` of a `make demo` record (`write_demo_record`), and each
-    `<!-- vlaos_<kind>_table: PATH -->` by the renderer registered for `kind` (`ValueError` if none is)."""
+    `<!-- vlaos_<kind>_table: PATH -->` by the renderer registered for `kind` (`ValueError` if none is). Under each
+    table, after a blank line: `provenance_note` of its file (and of EXTRA's)."""
     out = []
     for line in markdown.split("\n"):
         m = re.fullmatch(r"\s*<!-- vlaos_([a-z0-9]+)_table: (\S+)(?: \+ (\S+))? -->\s*", line)
@@ -488,6 +516,9 @@ def render_study_tables(markdown: str, root: str|Path=".") -> str:
         if kind == "study": out.append(study_table(data[0], extra=data[1] if len(data) > 1 else None))
         elif kind == "demo": out.append(demo_table(data[0]))
         else: out.append(TABLE_RENDERERS[kind](data[0]))
+        note = provenance_note(data[0])
+        if len(data) > 1: note += f" Columns from `{m.group(3)}`: " + provenance_note(data[1])
+        out += ["", note]
     return "\n".join(out)
 
 # %% ../nbs/16_study.ipynb
@@ -507,24 +538,6 @@ def _eval_summary(results: dict) -> dict:
             **{k: results[k] for k in ("twin_success_rate", "twin_ci95", "visual_reliance", "placement_bins", "open_loop") if k in results},
             "tasks": {t: {**{k: r[k] for k in ("successes", "episodes", "success_rate", "ci95") + probe if k in r},
                           **_episode_lists(results, t)} for t, r in results["tasks"].items()}}
-
-def provenance(command: str, # the command line that made the result, as a user would retype it
-               repo: str|Path|None=None, # the git checkout of the code (default: the one holding the imported vlaos)
-              ) -> dict:
-    """Which code made a result: `{'commit', 'dirty', 'vlaos_version', 'date', 'command', 'machine'}`. `commit` is the
-    checkout's HEAD (40 hex digits) and `dirty` whether tracked files differ from it; both are 'unknown' outside a git
-    checkout (an installed wheel). `machine`: CPU cores, torch threads, platform, and the CUDA device name or None."""
-    import platform, torch
-    import vlaos
-    repo = Path(repo) if repo else Path(vlaos.__file__).resolve().parents[1]
-    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, timeout=30)
-    try: head, status = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.TimeoutExpired): head = status = None
-    known = head is not None and head.returncode == 0 and status.returncode == 0
-    return {"commit": head.stdout.strip() if known else "unknown", "dirty": bool(status.stdout.strip()) if known else "unknown",
-            "vlaos_version": vlaos.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command,
-            "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-                        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
 
 def scripted_baselines(run_dir: str|Path, # a Meta-World run (its config.yaml names the training dataset)
                        results: dict, # its `vlaos_eval` results (tasks, protocol: seed, episodes, max steps)

@@ -10,7 +10,7 @@ import numpy as np
 import torch, torch.nn as nn
 from fastcore.script import call_parse
 from .. import __version__
-from ..config import FIXED_STEP_SOLVERS, to_dict
+from ..config import FIXED_STEP_SOLVERS, to_dict, write_results_json
 from ..paradigms import ActionOnlyVLA, IntegratedVLA, VLABase
 from ..heads.action import ActionHead
 from ..heads.policy import PolicyHead, MLPHead, TransformerDecoderHead
@@ -410,6 +410,4 @@ def bench_main(sizes: str="tiny,mid", # comma-separated: 'tiny', 'mid' (MID_SIZE
         res["models"][s] = bench_export(bench_model(s), iters, warmup, compile=not no_compile, threads=threads)
         print(s, json.dumps(res["models"][s]), flush=True)
     print(format_bench_table(res))
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(res, indent=1))
+    if out: write_results_json(out, res, res["command"])

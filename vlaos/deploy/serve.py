@@ -547,6 +547,7 @@ def serve_benchmark(checkpoint:str="runs/study_recipes/pi0/seed42", # run dir or
     import platform
     from vlaos.evaluate import _resolve_checkpoint
     from vlaos.envs.metaworld import MetaWorldEnv
+    from vlaos.config import write_results_json
     args = dict(checkpoint=checkpoint, out=out, task=task, episodes=episodes, fps=fps, max_steps=max_steps,
                 execute_steps=execute_steps, chunk_size_threshold=chunk_size_threshold, aggregate=aggregate, seed=seed,
                 added_latency_ms=added_latency_ms, load_clients=load_clients, load_requests=load_requests, server_threads=server_threads)
@@ -587,9 +588,7 @@ def serve_benchmark(checkpoint:str="runs/study_recipes/pi0/seed42", # run dir or
            "aggregate": aggregate, "server": "separate process, same machine, localhost websocket",
            "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform(), "server_torch_threads": server_threads},
            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "setups": setups, "load_test": load}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(res, indent=1))
-    return res
+    return write_results_json(out, res, command)
 
 def serve_table(res:dict) -> str:
     "Markdown table of `serve_benchmark` results: sync vs async per added latency, then the load test."

@@ -339,10 +339,12 @@ def training_placements(dataset_dir, # a dataset written by `build_metaworld_dat
                        ) -> dict:    # {task: {'object_pos': [3], 'goal_pos': [3], 'episodes': N}}, metres
     """The mean placement of each task's demos: every episode seed in the dataset's `vlaos_manifest.json` reset once
     (no rendering, no TensorFlow). The reference of `vlaos.evaluate.placement_bins`: how far an evaluation episode's
-    object or goal lies from where the demos put it on average. Raises `FileNotFoundError` naming the manifest."""
+    object or goal lies from where the demos put it on average. Raises `FileNotFoundError` naming the manifest, and
+    `ValueError` when the manifest lists no episodes with a task and a seed (e.g. a DAgger round's dataset)."""
     m = Path(dataset_dir) / 'vlaos_manifest.json'
     if not m.exists(): raise FileNotFoundError(f"{m} not found: training_placements reads the manifest vlaos_metaworld writes")
-    eps = json.loads(m.read_text()).get('episodes') or []
+    eps = [e for e in json.loads(m.read_text()).get('episodes') or [] if isinstance(e, dict) and {'task', 'seed'} <= set(e)]
+    if not eps: raise ValueError(f"{m} lists no episodes with a task and a seed: no training placements to read")
     out = {}
     for task in dict.fromkeys(e['task'] for e in eps):
         p = metaworld_placements(task, [e['seed'] for e in eps if e['task'] == task])

@@ -8,6 +8,7 @@ import json, os, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
+from ..config import write_results_json
 from ..envs.metaworld_data import collect_episode, collect_to_cache, episode_cache_dir, _cache_path, save_episode, load_episode
 from ..envs.metaworld import DEFAULT_CAMERAS
 from .data import EpisodeStore, Transitions, collect_state_episode, evaluate_state_policy
@@ -57,7 +58,7 @@ def run_dagger_state(task:str='button-press-topdown-v3',  # Meta-World task
     if res and {k: res['setting'].get(k) for k in setting if k != 'rounds'} != {k: v for k, v in setting.items() if k != 'rounds'}:
         raise ValueError(f"{results} was made with {res['setting']}, not {setting}: pass another --out")
     res.update(name='dagger', command=command or res.get('command', ''), setting=setting); res.setdefault('rounds', [])
-    def save(): results.parent.mkdir(parents=True, exist_ok=True); results.write_text(json.dumps(res, indent=1))
+    def save(): res.update(write_results_json(results, res, res['command']))  # adds its provenance
     fit = lambda eps, r: (lambda: _bc_fit(eps, steps, batch_size, hidden, seed + r, progress))
     agent, bc_eps, bc_labels = None, [], 0
     for r in range(rounds + 1):
@@ -281,8 +282,7 @@ def run_dagger_vla(config,                 # YAML: a vlaos_study spec (no `cells
         info_path.write_text(json.dumps(info, indent=1))
         res = json.loads(Path(spec.results).read_text())
         res.update(command=f'vlaos_dagger_vla {config}', dagger={'setting': setting, 'rounds': [info[k] for k in sorted(info, key=int)]})
-        Path(spec.results).write_text(json.dumps(res, indent=1))
-        return res
+        return write_results_json(spec.results, res, res['command'])
     res = record(['round0'])
     agg = list(expert)
     for i in range(1, R + 1):

@@ -12,7 +12,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.script import call_parse
 from .data import Transitions, EpisodeStore, collect_state_episode, evaluate_state_policy
 from .offline import OfflineAgent, mlp, train_offline
-from .online import (StateGaussianPolicy, finetune, make_state_vector_env, collect_state_rollouts, state_collector, _atomic_json)
+from .online import (StateGaussianPolicy, finetune, make_state_vector_env, collect_state_rollouts, state_collector)
+from ..config import write_results_json
 
 # %% auto 0
 __all__ = ['GAIL_REWARDS', 'Discriminator', 'GAILRelabel', 'train_gail', 'run_gail_study', 'main', 'gail_table']
@@ -139,7 +140,7 @@ def run_gail_study(out:str='runs/gail', results:str|None=None,
     if res.get('setting', setting) != setting:
         raise ValueError(f"{results} was made with {res['setting']}, not {setting}: pass another --results or --out")
     res.update(name='gail', command=command or res.get('command', ''), setting=setting); res.setdefault('cells', {})
-    save = lambda: _atomic_json(results, res)
+    save = lambda: res.update(write_results_json(results, res, res['command']))  # atomically, with its provenance
     for task in tasks_l:
         jobs = {f'{task}/expert_{i:03d}': dict(task=task, seed=seed + i, max_steps=max_steps) for i in range(demos)}
         store.collect(jobs, collect_state_episode, workers=0, progress=progress)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.script import call_parse
+from ..config import write_results_json
 from .data import Transitions, collect_state_episode, EpisodeStore, evaluate_state_policy
 
 # %% auto 0
@@ -381,7 +382,7 @@ def run_offline_study(out:str='runs/offline_rl',           # store, agents and l
         raise ValueError(f"{results} was made with {res['setting']}, not {setting}: pass another --results or --out")
     res.update(name='offline_rl', command=command or res.get('command', ''), setting=setting)
     res.setdefault('cells', {})
-    def save(): results.parent.mkdir(parents=True, exist_ok=True); results.write_text(json.dumps(res, indent=1))
+    def save(): res.update(write_results_json(results, res, res['command']))  # adds its provenance
     for task in tasks_l:
         eps = offline_dataset(store, task, expert, noisy, noise_std, random_prob, seed, workers=workers, progress=progress)
         data = Transitions.from_episodes(eps)

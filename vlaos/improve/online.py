@@ -408,11 +408,6 @@ def policy_update(policy:GaussianPolicy, optimizer:torch.optim.Optimizer,
     return {k: float(np.mean(v)) for k, v in logs.items()}
 
 # %% ../../nbs/19c_online_rl.ipynb
-def _atomic_json(path:Path, obj):
-    "Write `obj` as JSON to `path` atomically (a killed process leaves the old file or the new one, never half of one)."
-    path.parent.mkdir(parents=True, exist_ok=True); tmp = path.with_suffix('.tmp')
-    tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
-
 def _episode_seeds(algo, n, group_size, iteration, seed):
     base = 100_000 + 1_000_003 * seed + 10_007 * iteration                                   # away from evaluation seeds (< 1e5)
     if algo == 'grpo': return [base + j // group_size for j in range(n)]                      # G envs share a start state

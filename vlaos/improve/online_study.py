@@ -13,7 +13,8 @@ from .data import EpisodeStore, collect_state_episode, evaluate_state_policy, Tr
 from .offline import OfflineAgent, train_offline
 from ..envs.metaworld import DEFAULT_CAMERAS
 from .online import (ONLINE_ALGORITHMS, StateGaussianPolicy, VLAGaussianPolicy, VLANoisePolicy, NoiseSteeredVLA,
-                                  state_collector, collect_chunk_rollouts, finetune, train_sac, _atomic_json)
+                                  state_collector, collect_chunk_rollouts, finetune, train_sac)
+from ..config import write_results_json
 
 # %% auto 0
 __all__ = ['run_online_study', 'main', 'online_table', 'run_vla_online', 'main_vla', 'vla_online_table']
@@ -63,7 +64,7 @@ def run_online_study(out:str='runs/online_rl',                # episodes, agents
     if res.get('setting', setting) != setting:
         raise ValueError(f"{results} was made with {res['setting']}, not {setting}: pass another --results or --out")
     res.update(name='online_rl', command=command or res.get('command', ''), setting=setting); res.setdefault('cells', {})
-    save = lambda: _atomic_json(results, res)
+    save = lambda: res.update(write_results_json(results, res, res['command']))  # atomically, with its provenance
     for task in tasks_l:
         jobs = {f'{task}/expert_{i:03d}': dict(task=task, seed=seed + i, max_steps=max_steps) for i in range(demos)}
         store.collect(jobs, collect_state_episode, workers=0, progress=progress)
@@ -191,7 +192,7 @@ def run_vla_online(checkpoint:str,                   # a run dir (its latest che
     if res.get('setting', setting) != setting:
         raise ValueError(f"{results} was made with {res['setting']}, not {setting}: pass another --results or --out")
     res.update(name='online_vla', command=command or res.get('command', ''), setting=setting); res.setdefault('cells', {})
-    save = lambda: _atomic_json(results, res)
+    save = lambda: res.update(write_results_json(results, res, res['command']))  # atomically, with its provenance
     ev = lambda m: _vla_evaluate(m, task, eval_episodes, eval_seed, max_steps, execute_steps)
     if 'bc' not in res['cells']:
         res['cells']['bc'] = {'algo': 'bc', 'env_steps': 0, **ev(VLABase.from_pretrained(ck))}; save()

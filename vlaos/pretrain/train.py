@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn
 from fastcore.script import call_parse, Param
-from ..config import RunConfig, ModelConfig, ConfigError, PRETRAIN_STAGES, load_config, save_config, parse_overrides
+from ..config import RunConfig, ModelConfig, ConfigError, PRETRAIN_STAGES, load_config, save_config, parse_overrides, write_results_json
 from ..backbones import VLM, save_vlm, load_vlm_weights, resolve_vlm_dir
 from ..prompting import train_bpe_tokenizer, load_tokenizer
 from ..training import Trainer, make_accelerator
@@ -239,7 +239,7 @@ def write_pretrain_record(out, # the record, e.g. results/pretrain_vlm.json
                           command: str="", # the command(s) that made the runs
                           kinds: tuple=("caption", "grounding"), # held-out conversation kinds scored alone (ids '..._t<step>_<kind>', notebook 17a)
                          ) -> dict:
-    """Write the summaries of `runs` (`pretrain_run_summary`) to `out` (small JSON); returns it. Each run's final VLM is also
+    """Write the summaries of `runs` (`pretrain_run_summary`) to `out` (small JSON, with its `provenance`); returns it. Each run's final VLM is also
     scored on each of the held-out `kinds` alone (`heldout_kinds[kind]['loss']`), and with every conversation given
     another frame's image (`['shuffled_images']`: a VLM that reads the image does worse there)."""
     rec = {"updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": command,
@@ -253,9 +253,7 @@ def write_pretrain_record(out, # the record, e.g. results/pretrain_vlm.json
             shuffled = vlm_conversation_loss(runs[k], r["heldout_path"], sel, shuffle_images=True)
             r["heldout_kinds"][kind] = {"loss": round(real["loss"], 5), "shuffled_images": round(shuffled["loss"], 5),
                                         "tokens": real["tokens"], "conversations": real["conversations"]}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(rec, indent=1) + "\n")
-    return rec
+    return write_results_json(out, rec, command)
 
 # %% ../../nbs/17b_pretrain.ipynb
 @call_parse
