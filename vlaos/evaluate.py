@@ -463,6 +463,12 @@ def plot_reliance(results: dict, path=None, title: str="vision-reliance probe"):
 # %% ../nbs/14_evaluate.ipynb
 PLACEMENT_BIN_EDGES = (0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.15, float("inf"))  # metres from the training-mean placement
 
+def _task_axes(tasks: list):
+    "A figure with one 3.2 x 3.0 inch panel per task (at least one): (fig, list of axes)."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.2 * max(len(tasks), 1), 3.0), squeeze=False)
+    return fig, list(axes[0])
+
 def placement_bins(results: dict, # `evaluate` results whose episodes carry `object_pos` / `goal_pos`
                    reference: dict, # {task: {'object_pos': [3], 'goal_pos': [3]}}: the training-mean placement (`training_placements`)
                    edges=PLACEMENT_BIN_EDGES, # bin edges in metres
@@ -492,8 +498,8 @@ def plot_placement_bins(bins: dict, path=None, title: str="success by distance f
     "One panel per task: success rate per distance bin (bar width = bin, label = episodes), twin-scene success as dots."
     import matplotlib.pyplot as plt
     tasks = list(bins)
-    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.2 * max(len(tasks), 1), 3.0), squeeze=False)
-    for ax, t in zip(axes[0], tasks):
+    fig, axes = _task_axes(tasks)
+    for ax, t in zip(axes, tasks):
         rows = [r for r in bins[t]["bins"] if r["episodes"]]
         labels = [f"{100 * r['lo']:.0f}+" if r["hi"] == float("inf") else f"{100 * r['lo']:.0f}-{100 * r['hi']:.0f}" for r in rows]
         x = np.arange(len(rows))
@@ -503,7 +509,7 @@ def plot_placement_bins(bins: dict, path=None, title: str="success by distance f
         for xi, r in zip(x, rows): ax.text(xi, 1.03, str(r["episodes"]), ha="center", fontsize=8)
         ax.set_xticks(x, labels); ax.set_ylim(0, 1.12); ax.set_xlabel(f"{bins[t]['target']} distance (cm)")
         ax.set_title(t, fontsize=9)
-    axes[0][0].set_ylabel("success rate (numbers: episodes)"); axes[0][0].legend(fontsize=7, loc="lower left")
+    axes[0].set_ylabel("success rate (numbers: episodes)"); axes[0].legend(fontsize=7, loc="lower left")
     fig.suptitle(title, fontsize=10); fig.tight_layout()
     if path: fig.savefig(path, dpi=120); plt.close(fig)
     return fig
@@ -517,9 +523,10 @@ def open_loop_sensitivity(model, # a vlaos paradigm (`predict_action(observation
                           target=None, # task -> placement key for the distance between the scenes (default `placement_target`)
                          ) -> dict:
     """Per task, at the first frame of episodes `seed + i` and their twin scenes (`seed + twin_seed_offset + i`):
-    `scene_delta` (mean L2 distance over the chunk between the motion dims [:3] predicted from the two scenes' views),
-    `noise_delta` (the same between two noise draws on the scene's own views) and, when the env reports placements,
-    `distance_m` between the scenes' target placements. Lists in episode order."""
+    `scene_delta` (mean over the chunk's T_chunk steps of the L2 distance between the motion dims [:3] predicted from the
+    two scenes' views, in the dataset's action units: Meta-World 1 = 1 cm per step), `noise_delta` (the same between two
+    noise draws on the scene's own views) and, when the env reports placements, `distance_m` (metres) between the
+    scenes' target placements. Lists of floats in episode order. Errors of `make_env` or the model propagate."""
     if make_env is None:
         from vlaos.envs.metaworld import make_metaworld_env
         cams = getattr(model.processor, "observation_cameras", None) or ("corner2", "gripperPOV")
@@ -531,7 +538,7 @@ def open_loop_sensitivity(model, # a vlaos paradigm (`predict_action(observation
     delta = lambda a, b: float(np.linalg.norm(np.asarray(a)[:, :3] - np.asarray(b)[:, :3], axis=-1).mean())
     for task in tasks:
         env, twin = make_env(task, seed, image_size), make_env(task, seed, image_size)
-        rec = {"scene_delta": [], "noise_delta": [], "distance_m": []}
+        rec, key = {"scene_delta": [], "noise_delta": [], "distance_m": []}, target(task)
         try:
             for i in range(episodes):
                 o, t = env.reset(seed=seed + i), twin.reset(seed=seed + twin_seed_offset + i)
@@ -540,7 +547,6 @@ def open_loop_sensitivity(model, # a vlaos paradigm (`predict_action(observation
                 g = lambda s: torch.Generator().manual_seed(s)
                 a, b, a2 = (model.predict_action(x, generator=g(s)) for x, s in ((own, i), (seen, i), (own, i + 10**6)))
                 rec["scene_delta"].append(delta(a, b)); rec["noise_delta"].append(delta(a, a2))
-                key = target(task)
                 if key in o and key in t: rec["distance_m"].append(float(np.linalg.norm(np.asarray(o[key]) - np.asarray(t[key]))))
         finally:
             for e in (env, twin):
@@ -553,14 +559,14 @@ def plot_open_loop(ol: dict, path=None, title: str="open loop: chunk change betw
     "One panel per task: each episode's scene change of the chunk against the scenes' placement distance, noise floor dashed."
     import matplotlib.pyplot as plt
     tasks = list(ol)
-    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.2 * max(len(tasks), 1), 3.0), squeeze=False)
-    for ax, t in zip(axes[0], tasks):
+    fig, axes = _task_axes(tasks)
+    for ax, t in zip(axes, tasks):
         r = ol[t]
         x = np.asarray(r.get("distance_m", np.arange(len(r["scene_delta"])) / 100)) * 100
         ax.scatter(x, r["scene_delta"], s=14, label="twin scene vs own")
         ax.axhline(np.median(r["noise_delta"]), color="k", ls="--", lw=1, label="two noise draws (median)")
         ax.set_xlabel("placement distance (cm)" if "distance_m" in r else "episode / 100"); ax.set_title(t, fontsize=9)
-    axes[0][0].set_ylabel("chunk change (normalized action units)"); axes[0][0].legend(fontsize=7)
+    axes[0].set_ylabel("chunk change (action units)"); axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10); fig.tight_layout()
     if path: fig.savefig(path, dpi=120); plt.close(fig)
     return fig

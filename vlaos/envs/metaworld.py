@@ -315,7 +315,9 @@ def scripted_placement_baselines(task:str,                  # Meta-World v3 task
                                  twin_seed_offset:int=100_000,  # the probe's twin scene: seed + offset
                                  max_steps:int=200,         # steps before an episode counts as failed
                                 ) -> dict:                  # {'seeds', 'expert', 'placement_blind', 'twin_state'}: 0/1 per seed
-    "Per-seed success of the scripted expert reading the true state, placement-blind, and fed the twin scene's state (see above)."
+    """Per-seed success (0/1, lists in seed order) of the scripted expert reading the true state, placement-blind (the
+    first object and the goal shifted so that they start at `reference`; metres), and fed the twin scene's object and
+    goal state (see above). Raises `ValueError` for an unknown task."""
     pol, out = expert_policy(task), {'seeds': [int(s) for s in seeds], 'expert': [], 'placement_blind': [], 'twin_state': []}
     ref_obj, ref_goal = np.asarray(reference['object_pos'], np.float64), np.asarray(reference['goal_pos'], np.float64)
     for mode in ('expert', 'placement_blind', 'twin_state'):
@@ -328,7 +330,7 @@ def scripted_placement_baselines(task:str,                  # Meta-World v3 task
                 for _ in range(max_steps):
                     raw = env.raw_obs.copy()
                     if mode == 'placement_blind':
-                        raw[4:7] += d_obj; raw[11:14] += d_obj; raw[22:25] += d_obj; raw[29:32] += d_obj; raw[_GOAL] += d_goal
+                        raw[4:7] += d_obj; raw[22:25] += d_obj; raw[_GOAL] += d_goal   # the (first) object, now and a frame ago
                     elif mode == 'twin_state':
                         t = twin.raw_obs; raw[_OBJ], raw[_PREV_OBJ], raw[_GOAL] = t[_OBJ], t[_PREV_OBJ], t[_GOAL]
                     a = expert_action(pol, raw)
