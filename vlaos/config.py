@@ -553,17 +553,25 @@ def parse_overrides(items: list[str]) -> dict:
 def provenance(command: str, # the command line that made the result, as a user would retype it
                repo: str|Path|None=None, # the git checkout of the code (default: the one holding the imported vlaos)
               ) -> dict:
-    """Which code made a result: `{'commit', 'dirty', 'vlaos_version', 'date', 'command', 'machine'}`. `commit` is the
-    checkout's HEAD (40 hex digits) and `dirty` whether tracked files differ from it; both are 'unknown' outside a git
-    checkout (an installed wheel). `machine`: CPU cores, torch threads, platform, and the CUDA device name or None."""
+    """Which code made a result: `{'commit', 'dirty', 'vlaos_tree', 'vlaos_dirty', 'vlaos_version', 'date', 'command',
+    'machine'}`. `commit` is the checkout's HEAD (40 hex digits) and `dirty` whether tracked files differ from it;
+    `vlaos_tree` is the git tree id of the library folder `vlaos/` at HEAD and `vlaos_dirty` whether `vlaos/` differs
+    from it: two results with the same tree and no library changes were made by the same library code, whatever else
+    (results, study notebooks, README) the commits between them changed. All four are 'unknown' outside a git checkout
+    (an installed wheel). `machine`: CPU cores, torch threads, platform, and the CUDA device name or None."""
     import platform, torch
     import vlaos
     repo = Path(repo) if repo else Path(vlaos.__file__).resolve().parents[1]
     git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, timeout=30)
-    try: head, status = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.TimeoutExpired): head = status = None
+    try:
+        head, status = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+        tree, lib = git("rev-parse", "HEAD:vlaos"), git("status", "--porcelain", "--untracked-files=no", "--", "vlaos")
+    except (OSError, subprocess.TimeoutExpired): head = status = tree = lib = None
     known = head is not None and head.returncode == 0 and status.returncode == 0
+    lib_known = known and tree.returncode == 0 and lib.returncode == 0
     return {"commit": head.stdout.strip() if known else "unknown", "dirty": bool(status.stdout.strip()) if known else "unknown",
+            "vlaos_tree": tree.stdout.strip() if lib_known else "unknown",
+            "vlaos_dirty": bool(lib.stdout.strip()) if lib_known else "unknown",
             "vlaos_version": vlaos.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command,
             "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}

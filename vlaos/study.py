@@ -16,9 +16,10 @@ from .evaluate import wilson_interval
 __all__ = ['EVAL_KEYS', 'SUBPROCESS_ENV', 'TABLE_RENDERERS', 'StudyCell', 'StudySpec', 'nested_overrides', 'merge_overrides',
            'load_study', 'run_dir', 'final_model_dir', 'cell_config', 'trained_step', 'eval_protocol', 'read_record',
            'previous_records', 'find_record', 'cell_status', 'train_command', 'eval_command', 'make_record',
-           'train_cost', 'run_setup', 'run_cell', 'collect_results', 'write_results', 'plot_study', 'study_table',
-           'episode_outcomes', 'paired_comparison', 'run_study', 'main', 'verdict', 'provenance_note', 'register_table',
-           'render_study_tables', 'scripted_baselines', 'write_demo_record', 'demo_table']
+           'train_provenance', 'code_versions', 'train_cost', 'run_setup', 'run_cell', 'collect_results',
+           'write_results', 'plot_study', 'study_table', 'episode_outcomes', 'paired_comparison', 'run_study', 'main',
+           'verdict', 'provenance_note', 'register_table', 'render_study_tables', 'scripted_baselines',
+           'write_demo_record', 'demo_table']
 
 # %% ../nbs/16_study.ipynb
 @dataclass
@@ -45,7 +46,9 @@ class StudySpec:
     accelerate_config: str = ""  # accelerate config file (e.g. configs/accelerate_ddp.yaml); empty = accelerate defaults
     description: str = ""  # what the study asks (copied into the results)
 
-EVAL_KEYS = ["tasks", "episodes_per_task", "seed", "max_episode_steps", "execute_steps", "probe", "num_envs"]  # num_envs: how, not what (not in eval_protocol)
+EVAL_KEYS = ["tasks", "episodes_per_task", "seed", "max_episode_steps", "execute_steps", "probe", "probe_seeds", "num_envs"]
+# num_envs: how, not what (not in eval_protocol); probe_seeds: the training seeds whose runs get the probe (default: all
+# seeds; the probe doubles an evaluation's episodes, and one seed per cell is enough for its figure)
 
 # %% ../nbs/16_study.ipynb
 def nested_overrides(flat: dict) -> dict:
@@ -106,6 +109,9 @@ def load_study(path: str|Path) -> StudySpec:
         if dup: raise ConfigError(f"cell names must be unique; repeated: {sorted(dup)}")
         bad = [k for k in spec.eval if k not in EVAL_KEYS]
         if bad: raise ConfigError(f"unknown key {bad[0]!r} in eval; valid keys: {EVAL_KEYS}")
+        ps = spec.eval.get("probe_seeds")
+        if ps is not None and (not isinstance(ps, list) or not set(ps) <= set(spec.seeds)):
+            raise ConfigError(f"eval.probe_seeds={ps!r} must be a list of the study's seeds {spec.seeds}")
         if not spec.seeds or not all(isinstance(s, int) for s in spec.seeds): raise ConfigError(f"seeds={spec.seeds!r} must be a list of ints")
         for i, s in enumerate(spec.setup):
             if not isinstance(s, dict) or set(s) != {"name", "command"}:
@@ -131,8 +137,11 @@ def final_model_dir(cfg: RunConfig) -> Path:
 def cell_config(spec: StudySpec, cell: StudyCell|str, seed: int) -> RunConfig:
     "The resolved run config of one cell and seed: base config <- study `set` <- cell `set` <- seed, output dir, eval protocol."
     cell = _cell(spec, cell) if isinstance(cell, str) else cell
+    ev = dict(spec.eval)
+    probe_seeds = ev.pop("probe_seeds", None)   # the probe on these training seeds only (one is enough for its figure)
+    if probe_seeds is not None: ev["probe"] = bool(ev.get("probe")) and int(seed) in probe_seeds
     extra = {"name": f"{spec.name}-{cell.name}-seed{seed}",
-             "train": {"seed": int(seed), "output_dir": str(run_dir(spec, cell.name, seed))}, "eval": dict(spec.eval)}
+             "train": {"seed": int(seed), "output_dir": str(run_dir(spec, cell.name, seed))}, "eval": ev}
     if cell.stage1: extra["model"] = {"high_level_checkpoint": str(final_model_dir(cell_config(spec, cell.stage1, seed)))}
     over = merge_overrides(nested_overrides(spec.set), nested_overrides(cell.set), extra)
     try: return load_config(spec.base_config, over)
@@ -253,7 +262,24 @@ def make_record(spec: StudySpec, cell: StudyCell, seed: int, eval_results: dict)
             **{k: eval_results[k] for k in ("placement_bins", "open_loop") if k in eval_results},
             **({"visual_reliance": eval_results["visual_reliance"], "twin_success_rate": eval_results["twin_success_rate"]}
                if "visual_reliance" in eval_results else {}),
-            "provenance": provenance(evaluated_by)}  # the code that evaluated this run (written right after its evaluation)
+            "provenance": provenance(evaluated_by),  # the code that evaluated this run (written right after its evaluation)
+            "train_provenance": train_provenance(cfg)}
+
+def train_provenance(cfg: RunConfig) -> list:
+    "The `provenance` of each training launch of a run (`train_provenance.jsonl` in its folder; [] for runs from before it)."
+    p = Path(cfg.train.output_dir) / "train_provenance.jsonl"
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+
+def code_versions(results: dict) -> dict:
+    """{vlaos_tree: number of runs} over the training launches and evaluations of a study's runs ('unknown' where a run
+    recorded none, 'modified' where `vlaos/` differed from its commit): one key means one library code made them all."""
+    out = {}
+    for c in results["cells"]:
+        for r in c["runs"]:
+            for pv in [r.get("provenance") or {}] + (r.get("train_provenance") or [{}]):
+                k = "modified" if pv.get("vlaos_dirty") is True else pv.get("vlaos_tree", "unknown")
+                out[k] = out.get(k, 0) + 1
+    return out
 
 def train_cost(spec: StudySpec, cell: StudyCell, seed: int) -> float:
     "Training seconds (wall clock) of a cell and seed, including its stage 1 (recursively)."
@@ -285,7 +311,10 @@ def run_cell(spec: StudySpec, cell: StudyCell, seed: int, log=print) -> dict|Non
             log(f"[{tag}] skipped: its stage-1 checkpoint {cfg.model.high_level_checkpoint} does not exist"); return None
         log(f"[{tag}] training {cfg.train.max_steps} steps (from step {trained_step(cfg)}); log: {out / 'train.log'}")
         t0 = time.time()
-        rc = _run(train_command(spec, cfg_path), out / "train.log")
+        cmd = train_command(spec, cfg_path)
+        with open(out / "train_provenance.jsonl", "a") as f:  # the code of every launch (a resumed run has several)
+            f.write(json.dumps({**provenance(shlex.join(["accelerate", "launch", *cmd[3:]])), "from_step": trained_step(cfg)}) + "\n")
+        rc = _run(cmd, out / "train.log")
         if rc or trained_step(cfg) < cfg.train.max_steps:
             log(f"[{tag}] training failed (exit {rc}); see {out / 'train.log'}"); return None
         log(f"[{tag}] trained in {time.time() - t0:.0f} s")
@@ -323,7 +352,7 @@ def collect_results(spec: StudySpec, study_path: str|Path|None=None) -> dict:
     return {"study": spec.name, "description": spec.description, "command": cmd,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "base_config": spec.base_config, "set": spec.set,
             "eval": spec.eval, "seeds": spec.seeds, "cells": cells, "missing": missing,
-            "complete": not missing}
+            "complete": not missing, "code_versions": code_versions({"cells": cells})}
 
 def write_results(results: dict, path: str|Path,
                   command: str|None=None, # the command line that made them (default: `results['command']`, e.g. `vlaos_study SPEC.yaml`)
@@ -405,8 +434,10 @@ def episode_outcomes(cell: dict) -> dict:
 def paired_comparison(results: dict, a: str, b: str, # cell names
                       n_boot: int=10000, seed: int=0) -> dict:
     """Difference in success rate `a − b` over the episodes both cells ran: `diff`, paired bootstrap `ci95` (Efron &
-    Tibshirani 1993), exact McNemar `p_value` (McNemar 1947, binomial form), discordant counts `a_only` / `b_only`, `pairs`. Raises `KeyError` for an unknown cell, `ValueError`
-    when the cells share no episode."""
+    Tibshirani 1993; with several training seeds a two-stage bootstrap, seeds then their episodes, so the interval
+    carries the seed-to-seed spread: Davison & Hinkley 1997 §3.8), the difference per training seed `seed_diffs`,
+    exact McNemar `p_value` (McNemar 1947, binomial form), discordant counts `a_only` / `b_only`, `pairs`. Raises
+    `KeyError` for an unknown cell, `ValueError` when the cells share no episode."""
     from scipy.stats import binomtest
     byname = {c["name"]: c for c in results["cells"]}
     for n in (a, b):
@@ -417,12 +448,20 @@ def paired_comparison(results: dict, a: str, b: str, # cell names
     xa, xb = np.array([oa[k] for k in keys]), np.array([ob[k] for k in keys])
     d = xa - xb
     rng = np.random.default_rng(seed)
-    boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
+    seeds = sorted({k[0] for k in keys})
+    if len(seeds) == 1: boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
+    else:  # two-stage bootstrap: training seeds with replacement, then each drawn seed's episodes with replacement
+        groups = [d[[i for i, k in enumerate(keys) if k[0] == s]] for s in seeds]
+        boot = np.empty(n_boot)
+        for j in range(n_boot):
+            drawn = [groups[i] for i in rng.integers(0, len(groups), len(groups))]
+            boot[j] = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in drawn]).mean()
     n10, n01 = int(((xa == 1) & (xb == 0)).sum()), int(((xa == 0) & (xb == 1)).sum())
     p = binomtest(n10, n10 + n01, 0.5).pvalue if n10 + n01 else 1.0
     return {"a": a, "b": b, "pairs": len(keys), "rate_a": float(xa.mean()), "rate_b": float(xb.mean()),
             "diff": float(d.mean()), "ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
-            "a_only": n10, "b_only": n01, "p_value": float(p)}
+            "a_only": n10, "b_only": n01, "p_value": float(p),
+            "seed_diffs": {int(s): float(d[[k[0] == s for k in keys]].mean()) for s in seeds}}
 
 # %% ../nbs/16_study.ipynb
 def run_study(study: str|Path, cells: list[str]|None=None, seeds: list[int]|None=None, dry_run: bool=False,
